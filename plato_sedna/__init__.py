@@ -1,1 +1,8 @@
-import sys
+"""KubeEdge Sedna backends for Plato: importing this package registers them."""
+
+from plato_sedna.registration import register
+
+__version__ = "0.1.0"
+__all__ = ["register", "__version__"]
+
+register()

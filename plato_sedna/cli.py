@@ -1,0 +1,107 @@
+"""The ``plato`` and ``plato-sedna`` entry points: parse, resolve the config, hand over."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from plato_sedna.errors import ConfigError, PlatoSednaError
+
+RESOLVED_CONFIG_NAME = "config.resolved.toml"
+
+
+def _plato_parser() -> argparse.ArgumentParser:
+    """Plato 1.41's own flags, so that ``plato`` is a drop-in for its launcher."""
+    parser = argparse.ArgumentParser(
+        prog="plato",
+        description="Run a Plato config; inside a Sedna pod the role comes from the environment.",
+    )
+    parser.add_argument("-i", "--id", type=int, help="client id (a trainer's preferred id)")
+    parser.add_argument("-p", "--port", type=int, help="port of an edge server (Plato cross-silo)")
+    parser.add_argument("-c", "--config", default="./config.toml", help="Plato config, TOML or YAML")
+    parser.add_argument("-b", "--base", default="./runtime", help="base path for data, models, results")
+    parser.add_argument("-s", "--server", help="aggregator host:port (overrides AGG_IP/AGG_PORT)")
+    parser.add_argument("-u", "--cpu", action="store_true", help="use the CPU")
+    parser.add_argument("-m", "--mps", action="store_true", help="use Apple MPS")
+    parser.add_argument("-r", "--resume", action="store_true", help="resume from checkpoints")
+    parser.add_argument("-l", "--log", default="info", help="log level")
+    return parser
+
+
+def _plato_argv(args: argparse.Namespace, resolved_config: Path, base: str) -> list[str]:
+    argv = ["plato", "-c", str(resolved_config), "-b", base, "-l", args.log]
+    for flag, value in (("-i", args.id), ("-p", args.port), ("-s", args.server)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("-u", args.cpu), ("-m", args.mps), ("-r", args.resume)) if on]
+    return argv
+
+
+def _aggregator_address(args, context) -> tuple[tuple[str, ...], int]:
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"-s {args.server!r} must be host:port")
+        return (host,), int(port)
+    hosts = [context.agg_ip, context.aggregator_host]
+    if context.job_name and context.namespace:
+        hosts.append(f"{context.job_name}-aggregation.{context.namespace}")
+    return tuple(dict.fromkeys(h for h in hosts if h)), context.agg_port
+
+
+def _start(args: argparse.Namespace) -> int:
+    from plato_sedna import launch
+    from plato_sedna.config import load_config_file, resolve_config, write_config
+    from plato_sedna.context import SednaContext
+
+    context = SednaContext.from_env(os.environ)
+    raw = load_config_file(args.config)
+    resolved = resolve_config(raw, context)
+    base = str(resolved.get("general", {}).get("base_path", args.base))
+    resolved_path = write_config(resolved, Path(base) / RESOLVED_CONFIG_NAME)
+
+    # Plato reads its config from `config_file` and parses sys.argv itself; spawned
+    # client processes inherit both, so they see the same resolved values.
+    os.environ["config_file"] = str(resolved_path)
+    sys.argv = _plato_argv(args, resolved_path, base)
+    from plato.config import Config
+
+    Config()
+    if context.role == "aggregator":
+        launch.run_aggregator()
+        return 0
+    if context.role == "trainer":
+        hosts, port = _aggregator_address(args, context)
+        identity = context.trainer_identity or f"trainer-{os.getpid()}"
+        launch.run_trainer(identity, args.id, hosts, port, context.connect_timeout)
+        return 0
+    launch.run_plain()
+    return 0
+
+
+def plato_main(argv: list[str] | None = None) -> int:
+    """``plato -c CONFIG [Plato's flags]``."""
+    args = _plato_parser().parse_args(argv)
+    try:
+        return _start(args)
+    except PlatoSednaError as error:
+        print(f"plato: error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def plato_sedna_main(argv: list[str] | None = None) -> int:
+    """``plato-sedna run JOB.yaml`` and the other tool commands."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"run": "plato_sedna.local.command"}
+    if not argv or argv[0] not in commands:
+        print(
+            "usage: plato-sedna run JOB.yaml [--workdir DIR] [--timeout S] [--isolate-pids]\n"
+            "  run   run Sedna manifests (Dataset, Model, FederatedLearningJob) as local processes",
+            file=sys.stderr,
+        )
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    import importlib
+
+    return importlib.import_module(commands[argv[0]]).main(argv[1:])

@@ -1,0 +1,1 @@
+"""Sedna-aware Plato clients (the training workers)."""

@@ -1,0 +1,467 @@
+"""Load a Plato config (TOML or YAML) and overlay the Sedna context onto it."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from plato.config import TomlConfigLoader
+from plato.utils import toml_writer
+
+from plato_sedna.context import (
+    DEFAULT_AGG_PORT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TRANSMITTER,
+    SednaContext,
+)
+from plato_sedna.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_SECTIONS = ("clients", "server", "data", "trainer", "algorithm")
+YAML_SUFFIXES = (".yml", ".yaml")
+
+# Hyperparameter env name -> the Plato key it sets (the env wins over the file).
+HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "batch_size": "trainer.batch_size",
+        "epochs": "trainer.epochs",
+        "rounds": "trainer.rounds",
+        "target_accuracy": "trainer.target_accuracy",
+        "optimizer": "trainer.optimizer",
+        "learning_rate": "parameters.optimizer.lr",
+        "momentum": "parameters.optimizer.momentum",
+        "weight_decay": "parameters.optimizer.weight_decay",
+        "per_round": "clients.per_round",
+        "delta_loss": "server.stop_condition.delta_loss",
+        "cut_layer": "algorithm.cut_layer",
+        "epsilon": "algorithm.epsilon",
+        "aggregation_algorithm": "algorithm.type",
+    }
+)
+
+# algorithm.type -> further keys that must name the same type (as Sedna's own lib sets them).
+ALGORITHM_COMPANION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"mistnet": ("clients.type", "server.type")}
+)
+
+# [sedna] key -> SednaContext attribute: what the plugin's components read at run time.
+# Never add the S3 endpoint or keys: the resolved config is written to disk and logged.
+SEDNA_TABLE_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "role": "role",
+        "job_name": "job_name",
+        "namespace": "namespace",
+        "worker_name": "worker_name",
+        "dataset_name": "dataset_name",
+        "model_name": "model_name",
+        "identity": "trainer_identity",
+        "model_url": "model_url",
+        "pretrained_model_url": "pretrained_model_url",
+        "train_url": "train_dataset_url",
+        "test_url": "test_dataset_url",
+        "participants_count": "participants_count",
+        "connect_timeout": "connect_timeout",
+        "lc_server": "lc_server",
+        "data_path_prefix": "data_path_prefix",
+        "transmitter": "transmitter",
+        "agg_data_path": "agg_data_path",
+    }
+)
+
+# [sedna] keys whose context value may be a default rather than something the env set;
+# while it is the default, a value in the file's [sedna] table wins.
+SEDNA_DEFAULTS: Mapping[str, object] = MappingProxyType(
+    {"transmitter": DEFAULT_TRANSMITTER, "connect_timeout": DEFAULT_CONNECT_TIMEOUT}
+)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+class _IncludingYamlLoader(yaml.SafeLoader):
+    """A SafeLoader that resolves old Plato's ``!include other.yml`` relative to the file."""
+
+    def __init__(self, stream: str, path: Path, seen: frozenset[Path]) -> None:
+        super().__init__(stream)
+        self.path = path
+        self.seen = seen | {path.resolve()}
+
+    def _construct_include(self, node: yaml.Node) -> Any:
+        included = (self.path.parent / str(self.construct_scalar(node))).resolve()
+        if included in self.seen:
+            raise ConfigError(f"Plato config {self.path} includes {included} in a cycle")
+        if not included.is_file():
+            raise ConfigError(
+                f"Plato config {self.path} includes {included}, which does not exist; "
+                "fix the !include path (it is relative to the including file)"
+            )
+        return _load_yaml(included, self.seen)
+
+    yaml_constructors = {**yaml.SafeLoader.yaml_constructors, "!include": _construct_include}
+
+
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise ConfigError(
+            f"Plato config {path} does not exist; pass an existing TOML or YAML file with -c"
+        )
+    if not path.is_file():
+        raise ConfigError(f"Plato config {path} is not a file; pass a TOML or YAML file with -c")
+
+
+def _load_yaml(path: Path, seen: frozenset[Path] = frozenset()) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Plato config {path} cannot be read: {error}") from error
+    loader = _IncludingYamlLoader(text, path, seen)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"Plato config {path} is not valid YAML{where}: {error}") from error
+    finally:
+        loader.dispose()
+
+
+def _load_toml(path: Path) -> Any:
+    try:
+        return TomlConfigLoader(path).load()
+    except tomllib.TOMLDecodeError as error:
+        # The message ends with "(at line N, column M)".
+        raise ConfigError(
+            f"Plato config {path} (or a file it includes) is not valid TOML: {error}"
+        ) from error
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise ConfigError(f"Plato config {path} cannot be loaded: {error}") from error
+
+
+def _load_toml_or_yaml(path: Path) -> Any:
+    try:
+        return _load_toml(path)
+    except ConfigError as toml_error:
+        try:
+            return _load_yaml(path)
+        except ConfigError as yaml_error:
+            raise ConfigError(
+                f"Plato config {path} is neither TOML ({toml_error}) nor YAML ({yaml_error}); "
+                "fix the syntax, and name the file .toml or .yml"
+            ) from yaml_error
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Load a Plato config file into a plain dict.
+
+    Parameters
+    ----------
+    path : str | Path
+        A ``.toml`` file (Plato's ``include`` and ``{ null = true }`` supported), a
+        ``.yml``/``.yaml`` file (old Plato's ``!include`` supported), or any other
+        name, read as TOML and else as YAML.
+
+    Returns
+    -------
+    dict
+        The config, with ``None`` where the file holds a null.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, does not parse, or is not a table at the top level.
+    """
+    config_path = Path(path)
+    _require_file(config_path)
+    suffix = config_path.suffix.lower()
+    if suffix == ".toml":
+        loaded = _load_toml(config_path)
+    elif suffix in YAML_SUFFIXES:
+        loaded = _load_yaml(config_path)
+    else:
+        loaded = _load_toml_or_yaml(config_path)
+    if loaded is None:
+        raise ConfigError(f"Plato config {config_path} is empty; write the Plato sections into it")
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"Plato config {config_path} holds {type(loaded).__name__} at the top level, "
+            "not a table; write sections such as [clients] and [server]"
+        )
+    return loaded
+
+
+# ---------------------------------------------------------------------------
+# Resolving
+
+
+def _table(config: MutableMapping[str, Any], dotted_key: str) -> MutableMapping[str, Any]:
+    """The table at ``dotted_key`` ("" for the top), created empty where absent."""
+    table = config
+    for name in filter(None, dotted_key.split(".")):
+        table = table.setdefault(name, {})
+        if not isinstance(table, MutableMapping):
+            raise ConfigError(
+                f"Plato config key {dotted_key} must be a table but holds {table!r}; "
+                f"make [{dotted_key}] a table"
+            )
+    return table
+
+
+def _put(config: MutableMapping[str, Any], dotted_key: str, value: Any) -> Any:
+    """Set ``dotted_key`` to ``value``; return what it held before (None when absent)."""
+    parent, _, name = dotted_key.rpartition(".")
+    table = _table(config, parent)
+    previous = table.get(name)
+    table[name] = value
+    return previous
+
+
+def _check_sections(config: MutableMapping[str, Any]) -> None:
+    missing = [name for name in REQUIRED_SECTIONS if not isinstance(config.get(name), Mapping)]
+    if missing:
+        listed = ", ".join(f"[{name}]" for name in missing)
+        raise ConfigError(
+            f"the Plato config lacks {listed} (or holds something other than a table there); "
+            "Plato needs [clients], [server], [data], [trainer] and [algorithm]"
+        )
+    if config.get("parameters") is None:
+        config["parameters"] = {}  # Plato 1.41 crashes without [parameters]
+    elif not isinstance(config["parameters"], Mapping):
+        raise ConfigError("the Plato config's [parameters] is not a table; make it one")
+
+
+def _override(config: MutableMapping[str, Any], dotted_key: str, value: Any, env: str) -> None:
+    previous = _put(config, dotted_key, value)
+    if previous is None:
+        logger.info("%s = %r (from env %s, file had none)", dotted_key, value, env)
+    else:
+        logger.info("%s = %r (from env %s, file had %r)", dotted_key, value, env, previous)
+
+
+def _apply_hyperparameters(config: MutableMapping[str, Any], context: SednaContext) -> None:
+    hyperparameters = context.hyperparameters
+    for env_name, dotted_key in HYPERPARAMETER_KEYS.items():
+        if env_name in hyperparameters:
+            _override(config, dotted_key, hyperparameters[env_name], env_name)
+    algorithm = str(hyperparameters.get("aggregation_algorithm", ""))
+    for dotted_key in ALGORITHM_COMPANION_KEYS.get(algorithm, ()):
+        _override(config, dotted_key, algorithm, "aggregation_algorithm")
+
+
+def _positive_int_key(clients: Mapping[str, Any], name: str) -> int | None:
+    value = clients.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(
+            f"clients.{name} = {value!r} is not a positive integer; set it to a whole number"
+        )
+    return value
+
+
+def _apply_participants(config: MutableMapping[str, Any], context: SednaContext) -> None:
+    clients = config["clients"]
+    total_clients = context.participants_count or _positive_int_key(clients, "total_clients")
+    if total_clients is None:
+        raise ConfigError(
+            "PARTICIPANTS_COUNT is not set and the config has no clients.total_clients, "
+            "so the number of trainers is unknown; set PARTICIPANTS_COUNT in the pod env "
+            "or clients.total_clients in the config"
+        )
+    requested = _positive_int_key(clients, "per_round") or total_clients
+    if requested > total_clients:
+        logger.warning(
+            "clients.per_round %s is more than the %s trainers of this job; using %s",
+            requested,
+            total_clients,
+            total_clients,
+        )
+    clients["total_clients"] = total_clients
+    clients["per_round"] = min(requested, total_clients)
+
+
+def _apply_aggregator(config: MutableMapping[str, Any], context: SednaContext) -> None:
+    server, clients = config["server"], config["clients"]
+    server["address"] = "0.0.0.0"
+    server["port"] = context.agg_bind_port or server.get("port") or DEFAULT_AGG_PORT
+    server["disable_clients"] = True
+    clients["comm_simulation"] = False
+    _apply_participants(config, context)
+    if context.test_dataset_url:
+        server["do_test"] = True
+    else:
+        # Trainers test locally; the aggregator reports their sample-weighted mean.
+        server["do_test"] = False
+        clients["do_test"] = True
+
+
+def _apply_trainer(config: MutableMapping[str, Any], context: SednaContext) -> None:
+    host = context.aggregator_host
+    if host is None:
+        raise ConfigError(
+            "AGG_IP is not set and JOB_NAME/NAMESPACE are not set either, so the aggregator "
+            "cannot be found; set AGG_IP (or JOB_NAME and NAMESPACE) in the trainer pod env"
+        )
+    server, clients, data = config["server"], config["clients"], config["data"]
+    server["address"] = host
+    server["port"] = context.agg_port
+    clients["comm_simulation"] = False
+    _apply_participants(config, context)
+    clients["do_test"] = True
+    if data.get("datasource") == "sednaDataResource":
+        data["sampler"] = "all_inclusive"  # the pod's whole local set is its data
+
+
+_ROLE_OVERLAYS = MappingProxyType({"aggregator": _apply_aggregator, "trainer": _apply_trainer})
+
+
+def _sedna_table(file_table: Any, context: SednaContext) -> dict[str, Any]:
+    """Context values over the file's [sedna] table over the context's defaults."""
+    if file_table is None:
+        file_table = {}
+    if not isinstance(file_table, Mapping):
+        raise ConfigError("the Plato config's [sedna] is not a table; make it one")
+    defaults: dict[str, Any] = {}
+    from_env: dict[str, Any] = {}
+    for key, attribute in SEDNA_TABLE_FIELDS.items():
+        value = getattr(context, attribute)
+        if key in SEDNA_DEFAULTS and value == SEDNA_DEFAULTS[key]:
+            defaults[key] = value
+        elif value is not None:
+            from_env[key] = value
+    return {**defaults, **file_table, **from_env}
+
+
+def resolve_config(raw: Mapping, context: SednaContext) -> dict:
+    """Turn a loaded Plato config into the one this process runs.
+
+    Parameters
+    ----------
+    raw : Mapping
+        The config as :func:`load_config_file` returns it; left unchanged.
+    context : SednaContext
+        This pod's Sedna context: hyperparameter env, role, aggregator address.
+
+    Returns
+    -------
+    dict
+        A new config: the hyperparameter env over the file, the role's server and
+        clients keys, and a ``sedna`` table for the plugin's components (never a secret).
+
+    Raises
+    ------
+    ConfigError
+        When a required section is missing or the role lacks what it needs.
+    """
+    config = copy.deepcopy(dict(raw))
+    _check_sections(config)
+    _apply_hyperparameters(config, context)
+    role_overlay = _ROLE_OVERLAYS.get(context.role)
+    if role_overlay is not None:
+        role_overlay(config, context)
+    config["sedna"] = _sedna_table(config.get("sedna"), context)
+    return config
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def _check_writable(value: Any, dotted_key: str) -> None:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(
+                    f"config key {key!r} in [{dotted_key}] is not a string; TOML keys must be"
+                )
+            _check_writable(item, f"{dotted_key}.{key}" if dotted_key else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_writable(item, f"{dotted_key}[{index}]")
+    else:
+        raise ConfigError(
+            f"config key {dotted_key} holds a {type(value).__name__}, which Plato's TOML "
+            "cannot hold; use a string, number, boolean, list or table"
+        )
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    both_nan = isinstance(expected, float) and isinstance(actual, float) and expected != expected
+    return expected == actual or (both_nan and actual != actual)
+
+
+def _first_difference(expected: Any, actual: Any, dotted_key: str) -> str | None:
+    """The first key where ``actual`` differs from ``expected``; None when they are equal."""
+    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        for key in sorted(expected.keys() | actual.keys(), key=str):
+            child = f"{dotted_key}.{key}" if dotted_key else str(key)
+            difference = _first_difference(expected.get(key), actual.get(key), child)
+            if difference is not None:
+                return difference
+        return None
+    return None if _same(expected, actual) else dotted_key or "the top level"
+
+
+def _check_round_trip(config: Mapping, written: Path) -> None:
+    try:
+        reread = TomlConfigLoader(written).load()
+    except (tomllib.TOMLDecodeError, OSError, ValueError, TypeError) as error:
+        raise ConfigError(
+            f"the config cannot be written as TOML that Plato reads back: {error}; "
+            "remove the value that causes it (an 'include' key, or text with emoji "
+            "or other characters beyond U+FFFF, which Plato's TOML writer cannot escape)"
+        ) from error
+    difference = _first_difference(config, reread, "")
+    if difference is not None:
+        raise ConfigError(
+            f"config key {difference} does not read back unchanged from TOML; restructure "
+            "it (Plato's loader reads a table {null = true}, an 'include' key and lists of "
+            "one-key 'value' tables specially)"
+        )
+
+
+def write_config(config: Mapping, path: str | Path) -> Path:
+    """Write ``config`` as a TOML file that Plato's loader reads back to an equal dict.
+
+    Parameters
+    ----------
+    config : Mapping
+        A resolved config; ``None`` values are written as Plato's ``{ null = true }``.
+    path : str | Path
+        The file to write; parent folders are created and the file is replaced atomically.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ConfigError
+        When a value has no TOML form that reads back the same.
+    """
+    target = Path(path)
+    _check_writable(config, "")
+    text = toml_writer.dumps(config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp_file:
+            temp_file.write(text)
+        _check_round_trip(config, Path(temp_name))
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,335 @@
+"""SednaContext: the typed, validated view of the environment Sedna injects into a pod."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from plato_sedna.errors import ConfigError
+
+ROLES = ("aggregator", "trainer", "plain")
+TRANSMITTERS = ("ws", "s3")
+DEFAULT_AGG_PORT = 7363
+DEFAULT_TRANSMITTER = "ws"
+DEFAULT_CONNECT_TIMEOUT = 300.0
+
+
+class _Rejected(ValueError):
+    """A text that does not parse as the expected kind of value."""
+
+    def __init__(self, expected: str, advice: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.advice = advice
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise _Rejected("a valid positive integer", "a whole number")
+    return number
+
+
+def _port(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise _Rejected("a valid port number", "a whole number from 1 to 65535")
+    return number
+
+
+def _finite_float(text: str, expected: str, advice: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise _Rejected(expected, advice) from None
+    if not math.isfinite(number):
+        raise _Rejected(expected, advice)
+    return number
+
+
+def _positive_float(text: str) -> float:
+    number = _finite_float(text, "a valid positive number", "a number above 0")
+    if number <= 0:
+        raise _Rejected("a valid positive number", "a number above 0")
+    return number
+
+
+def _non_negative_float(text: str) -> float:
+    number = _finite_float(text, "a valid non-negative number", "a number >= 0")
+    if number < 0:
+        raise _Rejected("a valid non-negative number", "a number >= 0")
+    return number
+
+
+def _fraction(text: str) -> float:
+    expected, advice = "a valid fraction in (0, 1]", "a fraction above 0 and at most 1"
+    number = _finite_float(text, expected, advice)
+    if not 0 < number <= 1:
+        raise _Rejected(expected, advice)
+    return number
+
+
+def _text(text: str) -> str:
+    stripped = text.strip()
+    if not stripped:
+        raise _Rejected("a non-blank name", "a name")
+    return stripped
+
+
+def _int_or_name(text: str) -> int | str:
+    name = _text(text)
+    try:
+        return int(name)
+    except ValueError:
+        return name
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise _Rejected(f"one of {', '.join(allowed)}", f"one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+# Hyperparameter env name (lowercase) -> (parser, example value for the error message).
+_HYPERPARAMETERS: Mapping[str, tuple[Callable[[str], object], str]] = MappingProxyType(
+    {
+        "batch_size": (_positive_int, "32"),
+        "epochs": (_positive_int, "5"),
+        "rounds": (_positive_int, "10"),
+        "per_round": (_positive_int, "2"),
+        "learning_rate": (_positive_float, "0.01"),
+        "momentum": (_non_negative_float, "0.9"),
+        "weight_decay": (_non_negative_float, "0.0001"),
+        "target_accuracy": (_fraction, "0.95"),
+        "delta_loss": (_non_negative_float, "0.001"),
+        "epsilon": (_positive_float, "1.0"),
+        "optimizer": (_text, "SGD"),
+        "aggregation_algorithm": (_text, "fedavg"),
+        "cut_layer": (_int_or_name, "4"),
+    }
+)
+HYPERPARAMETER_NAMES: tuple[str, ...] = tuple(_HYPERPARAMETERS)
+
+
+def _parse[T](name: str, text: str, parser: Callable[[str], T], example: str) -> T:
+    """Parse one env value, turning a rejection into a ConfigError that names the variable."""
+    try:
+        return parser(text)
+    except _Rejected as rejected:
+        raise ConfigError(
+            f"{name}={text!r} is not {rejected.expected}; set {name} to "
+            f"{rejected.advice} such as {name}={example} in the pod template's env"
+        ) from None
+
+
+def _set(environ: Mapping[str, str], name: str) -> str | None:
+    """The value of ``name``, with an empty string counted as unset (as Sedna's lib does)."""
+    value = environ.get(name)
+    return value if value else None
+
+
+def _optional[T](
+    environ: Mapping[str, str], name: str, parser: Callable[[str], T], example: str
+) -> T | None:
+    """The parsed value of ``name``, or None when it is unset."""
+    text = _set(environ, name)
+    return None if text is None else _parse(name, text, parser, example)
+
+
+def _lookup_any_case(environ: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """Find ``name`` as ``name``, then ``NAME``, then in any other casing: (spelling, value)."""
+    for spelling in (name, name.upper()):
+        if _set(environ, spelling) is not None:
+            return spelling, environ[spelling]
+    for spelling in sorted(environ):
+        if spelling.lower() == name and environ[spelling]:
+            return spelling, environ[spelling]
+    return None
+
+
+def _hyperparameters_from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, (parser, example) in _HYPERPARAMETERS.items():
+        found = _lookup_any_case(environ, name)
+        if found is not None:
+            spelling, text = found
+            values[name] = _parse(spelling, text, parser, example)
+    return values
+
+
+def _role_from_env(environ: Mapping[str, str]) -> str:
+    forced = _set(environ, "SEDNA_ROLE")
+    if forced is not None:
+        return _parse("SEDNA_ROLE", forced, _choice(ROLES), "trainer")
+    if _set(environ, "AGG_IP") is not None:
+        return "trainer"
+    if _set(environ, "AGG_BIND_PORT") is not None:
+        return "aggregator"
+    return "plain"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SednaContext:
+    """What Sedna (and the pod template's env) tells this process, typed and validated.
+
+    Build it with :meth:`from_env`; a context built directly is range-checked too, so an
+    instance always holds valid values. Each field is named after its env variable
+    (``agg_bind_port`` is ``AGG_BIND_PORT``); ``None`` means the variable is unset.
+
+    Attributes
+    ----------
+    role : str (default: "plain")
+        "aggregator", "trainer" or "plain" (no Sedna env: Plato's own launcher).
+    agg_port : int (default: 7363)
+        The aggregator's port as trainers reach it.
+    connect_timeout : float (default: 300.0)
+        Seconds a trainer waits for the aggregator to accept it.
+    hyperparameters : Mapping[str, object]
+        The parsed hyperparameter env, read-only, keyed by lowercase name (``epochs``).
+    s3_endpoint_url, access_key_id, secret_access_key : str | None
+        The S3 transmitter's endpoint and credentials; left out of ``repr``.
+    """
+
+    role: str = "plain"
+    job_name: str | None = None
+    namespace: str | None = None
+    worker_name: str | None = None
+    dataset_name: str | None = None
+    model_name: str | None = None
+    agg_bind_port: int | None = None
+    agg_ip: str | None = None
+    agg_port: int = DEFAULT_AGG_PORT
+    participants_count: int | None = None
+    train_dataset_url: str | None = None
+    test_dataset_url: str | None = None
+    model_url: str | None = None
+    pretrained_model_url: str | None = None
+    transmitter: str = DEFAULT_TRANSMITTER
+    agg_data_path: str | None = None
+    s3_endpoint_url: str | None = field(default=None, repr=False)
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    lc_server: str | None = None
+    data_path_prefix: str | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    hyperparameters: Mapping[str, object] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+
+    def __post_init__(self) -> None:
+        self._check_choices()
+        self._check_numbers()
+        unknown = sorted(set(self.hyperparameters) - set(HYPERPARAMETER_NAMES))
+        if unknown:
+            raise ConfigError(
+                f"SednaContext.hyperparameters has unknown names {unknown}; "
+                f"use only {', '.join(HYPERPARAMETER_NAMES)}"
+            )
+        object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))
+
+    def _check_choices(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(
+                f"SednaContext.role={self.role!r} is not one of {', '.join(ROLES)}; "
+                "pick one of them"
+            )
+        if self.transmitter not in TRANSMITTERS:
+            raise ConfigError(
+                f"SednaContext.transmitter={self.transmitter!r} is not one of "
+                f"{', '.join(TRANSMITTERS)}; pick one of them"
+            )
+
+    def _check_numbers(self) -> None:
+        for name in ("agg_bind_port", "agg_port"):
+            port = getattr(self, name)
+            if port is not None and not 1 <= port <= 65535:
+                raise ConfigError(
+                    f"SednaContext.{name}={port!r} is not a port number; use 1 to 65535"
+                )
+        if self.participants_count is not None and self.participants_count < 1:
+            raise ConfigError(
+                f"SednaContext.participants_count={self.participants_count!r} is below 1; "
+                "a federated job needs at least one trainer"
+            )
+        if not self.connect_timeout > 0:
+            raise ConfigError(
+                f"SednaContext.connect_timeout={self.connect_timeout!r} is not positive; "
+                "use a number of seconds above 0"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SednaContext:
+        """Read and validate the Sedna env from ``environ`` (e.g. ``os.environ``).
+
+        Parameters
+        ----------
+        environ : Mapping[str, str]
+            The process environment; empty values count as unset.
+
+        Returns
+        -------
+        SednaContext
+            The validated context.
+
+        Raises
+        ------
+        ConfigError
+            When a variable does not parse; the message names it and the fix.
+        """
+
+        def text(name: str) -> str | None:
+            return _set(environ, name)
+
+        return cls(
+            role=_role_from_env(environ),
+            job_name=text("JOB_NAME"),
+            namespace=text("NAMESPACE"),
+            worker_name=text("WORKER_NAME"),
+            dataset_name=text("DATASET_NAME"),
+            model_name=text("MODEL_NAME"),
+            agg_bind_port=_optional(environ, "AGG_BIND_PORT", _port, "7363"),
+            agg_ip=text("AGG_IP"),
+            agg_port=_optional(environ, "AGG_PORT", _port, "7363") or DEFAULT_AGG_PORT,
+            participants_count=_optional(environ, "PARTICIPANTS_COUNT", _positive_int, "2"),
+            train_dataset_url=text("TRAIN_DATASET_URL"),
+            test_dataset_url=text("TEST_DATASET_URL"),
+            model_url=text("MODEL_URL"),
+            pretrained_model_url=text("PRETRAINED_MODEL_URL"),
+            transmitter=_optional(environ, "TRANSMITTER", _choice(TRANSMITTERS), "ws")
+            or DEFAULT_TRANSMITTER,
+            agg_data_path=text("AGG_DATA_PATH"),
+            s3_endpoint_url=text("S3_ENDPOINT_URL"),
+            access_key_id=text("ACCESS_KEY_ID"),
+            secret_access_key=text("SECRET_ACCESS_KEY"),
+            lc_server=text("LC_SERVER"),
+            data_path_prefix=text("DATA_PATH_PREFIX"),
+            connect_timeout=_optional(environ, "CONNECT_TIMEOUT", _positive_float, "300")
+            or DEFAULT_CONNECT_TIMEOUT,
+            hyperparameters=_hyperparameters_from_env(environ),
+        )
+
+    @property
+    def trainer_identity(self) -> str | None:
+        """The name a trainer keeps across pod restarts: DATASET_NAME, else WORKER_NAME."""
+        return self.dataset_name or self.worker_name
+
+    @property
+    def aggregator_host(self) -> str | None:
+        """Where trainers find the aggregator: AGG_IP, else ``<job>-aggregation.<namespace>``."""
+        if self.agg_ip:
+            return self.agg_ip
+        if self.job_name and self.namespace:
+            return f"{self.job_name}-aggregation.{self.namespace}"
+        return None

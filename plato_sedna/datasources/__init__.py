@@ -1,0 +1,1 @@
+"""Datasources the plugin registers with Plato."""

@@ -1,0 +1,674 @@
+"""Sedna manifests as typed job records, and what each local worker runs with.
+
+``load_job`` reads the Dataset, Model and FederatedLearningJob manifests a user
+would ``kubectl apply`` and checks everything running them needs.
+``worker_env`` builds the environment Sedna's GlobalManager injects into a pod
+(sedna.md §1), with loopback in place of the aggregation Service;
+``local_command`` maps a container's command to a local one.
+
+URL mapping in local mode (no storage-initializer, no hostPath mounts):
+
+- a Dataset url, or the pretrained Model url, that is a relative path resolves
+  against the manifests' folder (``JobSpec.source_dir``): inputs ship beside
+  the manifests;
+- the aggregation Model url is an output (where the final model is
+  published): a relative one resolves against the run's workdir;
+- a ``TEST_DATASET_URL`` set in a pod template (Sedna injects none for FL)
+  is an input too and resolves like a Dataset url;
+- absolute paths and URLs with a scheme (``s3://``, ``http(s)://``) pass
+  through unchanged, without Sedna's ``/home/data`` or ``/downloads`` prefix
+  and without ``DATA_PATH_PREFIX``: a worker fetches remote URLs itself.
+"""
+
+import logging
+import os
+import re
+import secrets
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from plato_sedna.context import HYPERPARAMETER_NAMES
+from plato_sedna.errors import ResourceError
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "sedna.io/v1alpha1"
+SEDNA_KINDS = ("Dataset", "Model", "FederatedLearningJob")
+LOOPBACK = "127.0.0.1"
+
+# Every variable Sedna injects or its library reads: never inherited from the
+# shell that starts the job, only set by the injection or the pod template.
+SEDNA_MANAGED_ENV = frozenset(
+    "NAMESPACE WORKER_NAME JOB_NAME AGG_BIND_PORT AGG_PORT AGG_IP PARTICIPANTS_COUNT TRANSMITTER"
+    " AGG_DATA_PATH MODEL_URL PRETRAINED_MODEL_URL MODEL_NAME DATASET_NAME TRAIN_DATASET_URL"
+    " TEST_DATASET_URL DATA_PATH_PREFIX LC_SERVER S3_ENDPOINT_URL ACCESS_KEY_ID SECRET_ACCESS_KEY"
+    " SEDNA_ROLE config_file AGG_BIND_IP AGG_PROTOCOL CONNECT_TIMEOUT".split()
+)
+# The launcher reads these case-insensitively: a stray EPOCHS in the shell must not change the job.
+HYPERPARAMETER_ENV = frozenset(HYPERPARAMETER_NAMES)
+
+# Template variables that name input data: relative paths resolve beside the manifests.
+TEMPLATE_INPUT_URLS = frozenset({"TEST_DATASET_URL"})
+
+_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_FIELD_STEP_RE = re.compile(r"[^.\[\]]+|\[\d+\]")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_PYTHON_RE = re.compile(r"python(3(\.\d+)?)?")
+# Kubernetes' utilrand alphabet (no vowels), which Sedna's worker names use.
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_TYPE_NAMES = {str: "string", list: "list", dict: "mapping"}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A Sedna Dataset: the data one training worker reads."""
+
+    name: str
+    namespace: str
+    url: str
+    format: str
+    node_name: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Sedna Model: where a model is read from or published to."""
+
+    name: str
+    namespace: str
+    url: str
+    format: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker of a job: the aggregator or the i-th training worker."""
+
+    key: str
+    kind: str
+    dataset: DatasetSpec | None
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("aggregator", "trainer"):
+            raise ValueError(f"kind must be 'aggregator' or 'trainer', not {self.kind!r}")
+        if (self.kind == "trainer") != (self.dataset is not None):
+            raise ValueError("a trainer needs a dataset and the aggregator has none")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A FederatedLearningJob with its Datasets and Models resolved."""
+
+    name: str
+    namespace: str
+    source_dir: Path
+    source_file: Path
+    aggregator: WorkerSpec
+    trainers: tuple[WorkerSpec, ...]
+    model: ModelSpec
+    pretrained_model: ModelSpec | None
+    transmitter: str
+    agg_data_path: str | None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.trainers:
+            raise ValueError("a job needs at least one trainer")
+        if self.transmitter not in ("ws", "s3"):
+            raise ValueError(f"transmitter must be 'ws' or 's3', not {self.transmitter!r}")
+        if (self.transmitter == "s3") != (self.agg_data_path is not None):
+            raise ValueError("agg_data_path is set exactly when the transmitter is s3")
+
+    @property
+    def ref(self) -> str:
+        """The job as ``FederatedLearningJob namespace/name``."""
+        return f"FederatedLearningJob {self.namespace}/{self.name}"
+
+    @property
+    def workers(self) -> tuple[WorkerSpec, ...]:
+        """The aggregator, then the trainers."""
+        return (self.aggregator, *self.trainers)
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """One Sedna resource as read from a file, with field access that explains."""
+
+    kind: str
+    name: str
+    namespace: str
+    body: Mapping[str, Any]
+    file: Path
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+    def error(self, path: str, problem: str, fix: str, where: Path | None = None) -> ResourceError:
+        """An error naming this resource, the field, the file and the fix."""
+        return ResourceError(f"{self.ref}: {path} {problem} in {where or self.file}; {fix}")
+
+    def get(self, path: str, expected: type, fix: str, *, required: bool = True) -> Any:
+        """The value at a field path such as ``spec.trainingWorkers[0].dataset.name``."""
+        node: Any = self.body
+        walked = ""
+        for step in _FIELD_STEP_RE.findall(path):
+            is_index = step.startswith("[")
+            container = list if is_index else dict
+            if not isinstance(node, container):
+                raise self.error(
+                    walked, f"must be a {_TYPE_NAMES[container]}", _type_fix(container)
+                )
+            node = _child(node, int(step[1:-1]) if is_index else step)
+            walked = f"{walked}{step}" if is_index or not walked else f"{walked}.{step}"
+            if node is None:
+                break
+        if node is None or node == "" or node == []:
+            if required:
+                raise self.error(path, "is missing or empty", fix)
+            return None
+        if not isinstance(node, expected):
+            raise self.error(
+                path, f"must be a {_TYPE_NAMES[expected]}, not {node!r}", _type_fix(expected)
+            )
+        return node
+
+    def annotations(self) -> Mapping[str, str]:
+        """``metadata.annotations``, read-only."""
+        found = self.get("metadata.annotations", dict, "", required=False) or {}
+        for key, value in found.items():
+            if not isinstance(value, str):
+                raise self.error(f"metadata.annotations[{key!r}]", f"is {value!r}", _type_fix(str))
+        return MappingProxyType(dict(found))
+
+
+# Sedna resources by (kind, namespace, name).
+_Index = Mapping[tuple[str, str, str], _Manifest]
+
+
+def _type_fix(expected: type) -> str:
+    if expected is str:
+        return 'quote it: Kubernetes takes strings here (e.g. value: "2")'
+    return f"make it a {_TYPE_NAMES[expected]}, as in the Sedna CRD schema"
+
+
+def _child(node: Any, step: int | str) -> Any:
+    if isinstance(step, int):
+        return node[step] if step < len(node) else None
+    return node.get(step)
+
+
+def load_job(path: Path, job_name: str | None = None) -> JobSpec:
+    """Read and validate a job's manifests.
+
+    Parameters
+    ----------
+    path : Path
+        A multi-document YAML file, or a folder whose ``*.yaml``/``*.yml``
+        files (sorted by name) hold the manifests.
+    job_name : str | None (default: None)
+        ``NAME`` or ``NAMESPACE/NAME`` of the FederatedLearningJob to run;
+        needed only when the manifests hold several.
+
+    Returns
+    -------
+    JobSpec
+        The job, with every Dataset and Model it references.
+
+    Raises
+    ------
+    ResourceError
+        A manifest is missing, malformed, or references a missing resource.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ResourceError(
+            f"{path} does not exist; pass a YAML file with the job's Dataset, Model and "
+            "FederatedLearningJob manifests, or a folder of such files"
+        )
+    manifests = _collect(path)
+    job = _pick_job(manifests, job_name, path)
+    return _build_job(job, manifests, path)
+
+
+def _manifest_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise ResourceError(f"{path} holds no *.yaml or *.yml file; put the job's manifests there")
+    return files
+
+
+def _documents(file: Path) -> Iterator[Any]:
+    try:
+        yield from yaml.safe_load_all(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ResourceError(f"{file} is not valid YAML: {error}; fix its syntax") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ResourceError(
+            f"cannot read {file}: {error}; check the path and its permissions"
+        ) from error
+
+
+def _collect(path: Path) -> dict[tuple[str, str, str], _Manifest]:
+    """Every Sedna resource under path, keyed by (kind, namespace, name)."""
+    found: dict[tuple[str, str, str], _Manifest] = {}
+    for file in _manifest_files(path):
+        for number, document in enumerate(_documents(file), start=1):
+            manifest = _parse_document(document, file, number)
+            if manifest is None:
+                continue
+            key = (manifest.kind, manifest.namespace, manifest.name)
+            if key in found:
+                raise ResourceError(
+                    f"{manifest.ref} is defined twice, in {found[key].file} and {file}; keep one"
+                )
+            found[key] = manifest
+    return found
+
+
+def _parse_document(document: Any, file: Path, number: int) -> _Manifest | None:
+    kind = document.get("kind") if isinstance(document, dict) else None
+    if kind not in SEDNA_KINDS:
+        logger.debug(
+            "Ignoring document %d of %s (kind %s): not a Sedna resource", number, file, kind
+        )
+        return None
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ResourceError(
+            f"{kind} in {file} (document {number}) has metadata.name {name!r}; give it a name "
+            "of lowercase letters, digits, '-' and '.'"
+        )
+    namespace = metadata.get("namespace") or "default"
+    if not isinstance(namespace, str) or not _NAME_RE.fullmatch(namespace):
+        raise ResourceError(
+            f"{kind} {name} in {file} has metadata.namespace {namespace!r}; "
+            "use a valid namespace name"
+        )
+    manifest = _Manifest(kind, name, namespace, document, file)
+    api_version = document.get("apiVersion")
+    if api_version != API_VERSION:
+        raise manifest.error(
+            "apiVersion",
+            f"is {api_version!r}",
+            f"Sedna serves only {API_VERSION}: set apiVersion: {API_VERSION}",
+        )
+    return manifest
+
+
+def _pick_job(manifests: _Index, job_name: str | None, path: Path) -> _Manifest:
+    jobs = [m for m in manifests.values() if m.kind == "FederatedLearningJob"]
+    if not jobs:
+        raise ResourceError(f"{path} holds no FederatedLearningJob ({API_VERSION}); add one")
+    if job_name is not None:
+        listed = ", ".join(f"{m.namespace}/{m.name}" for m in jobs)
+        jobs = [m for m in jobs if job_name in (m.name, f"{m.namespace}/{m.name}")]
+        if not jobs:
+            raise ResourceError(
+                f"no FederatedLearningJob {job_name} in {path}; pick one of its jobs ({listed})"
+            )
+    if len(jobs) > 1:
+        refs = ", ".join(m.ref for m in jobs)
+        raise ResourceError(
+            f"{path} holds several jobs ({refs}); pick one with --job NAMESPACE/NAME"
+        )
+    return jobs[0]
+
+
+def _build_job(job: _Manifest, manifests: _Index, source: Path) -> JobSpec:
+    model = _model(_reference(job, manifests, "spec.aggregationWorker.model.name", "Model", source))
+    aggregator = _worker(job, "spec.aggregationWorker", "aggregator", None)
+    pretrained_name = job.get("spec.pretrainedModel.name", str, "", required=False)
+    pretrained = None
+    if pretrained_name is not None:
+        pretrained = _model(
+            _reference(job, manifests, "spec.pretrainedModel.name", "Model", source)
+        )
+    entries = job.get(
+        "spec.trainingWorkers",
+        list,
+        "add one entry per edge node, each with dataset.name and template",
+    )
+    trainers = []
+    for index in range(len(entries)):
+        base = f"spec.trainingWorkers[{index}]"
+        dataset = _dataset(_reference(job, manifests, f"{base}.dataset.name", "Dataset", source))
+        trainers.append(_worker(job, base, f"trainer-{index + 1}", dataset))
+    transmitter, agg_data_path = _transmitter(job)
+    return JobSpec(
+        name=job.name,
+        namespace=job.namespace,
+        source_dir=(source if source.is_dir() else source.parent).resolve(),
+        source_file=job.file.resolve(),
+        aggregator=aggregator,
+        trainers=tuple(trainers),
+        model=model,
+        pretrained_model=pretrained,
+        transmitter=transmitter,
+        agg_data_path=agg_data_path,
+        annotations=job.annotations(),
+    )
+
+
+def _reference(
+    job: _Manifest,
+    manifests: _Index,
+    path: str,
+    kind: str,
+    source: Path,
+) -> _Manifest:
+    """The resource a ``...name`` field of the job points to, in the job's namespace."""
+    name = job.get(path, str, f"set {path} to the name of a {kind}")
+    target = manifests.get((kind, job.namespace, name))
+    if target is not None:
+        return target
+    elsewhere = [ns for (k, ns, n) in manifests if k == kind and n == name]
+    hint = (
+        f" (references resolve in the job's namespace; found one in {', '.join(elsewhere)})"
+        if elsewhere
+        else ""
+    )
+    raise job.error(
+        path,
+        f"'{name}' has no {kind} {job.namespace}/{name}{hint}",
+        f"add a {kind} manifest named {name} or fix the reference",
+        where=source,
+    )
+
+
+def _dataset(manifest: _Manifest) -> DatasetSpec:
+    return DatasetSpec(
+        name=manifest.name,
+        namespace=manifest.namespace,
+        url=manifest.get(
+            "spec.url",
+            str,
+            "set spec.url to the data's path or URL (relative: to the manifest's folder)",
+        ),
+        format=manifest.get("spec.format", str, "set spec.format (txt, csv, ...)"),
+        node_name=manifest.get(
+            "spec.nodeName",
+            str,
+            "set spec.nodeName to the edge node that holds the data (any name works locally)",
+        ),
+        annotations=manifest.annotations(),
+    )
+
+
+def _model(manifest: _Manifest) -> ModelSpec:
+    return ModelSpec(
+        name=manifest.name,
+        namespace=manifest.namespace,
+        url=manifest.get("spec.url", str, "set spec.url to the model's path or URL"),
+        format=manifest.get("spec.format", str, "set spec.format (pth, ckpt, pb, ...)"),
+        annotations=manifest.annotations(),
+    )
+
+
+def _worker(job: _Manifest, base: str, key: str, dataset: DatasetSpec | None) -> WorkerSpec:
+    containers = job.get(
+        f"{base}.template.spec.containers",
+        list,
+        "add a container with the worker's image, command and env",
+    )
+    if len(containers) > 1:
+        logger.warning(
+            "%s: worker %s has %d containers; plato-sedna run runs only the first",
+            job.ref,
+            key,
+            len(containers),
+        )
+    container = f"{base}.template.spec.containers[0]"
+    job.get(container, dict, "make each container a mapping")
+    if job.get(f"{container}.envFrom", list, "", required=False):
+        raise job.error(
+            f"{container}.envFrom",
+            f"of worker {key} cannot be resolved locally",
+            "list the variables under env with value: instead",
+        )
+    return WorkerSpec(
+        key=key,
+        kind="aggregator" if dataset is None else "trainer",
+        dataset=dataset,
+        command=_strings(job, f"{container}.command"),
+        args=_strings(job, f"{container}.args"),
+        env=_container_env(job, container, key),
+    )
+
+
+def _strings(job: _Manifest, path: str) -> tuple[str, ...]:
+    items = job.get(path, list, "", required=False) or []
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise job.error(f"{path}[{index}]", f"must be a string, not {item!r}", _type_fix(str))
+    return tuple(items)
+
+
+def _container_env(job: _Manifest, container: str, key: str) -> tuple[tuple[str, str], ...]:
+    entries = job.get(f"{container}.env", list, "", required=False) or []
+    variables = []
+    for index in range(len(entries)):
+        entry = f"{container}.env[{index}]"
+        name = job.get(f"{entry}.name", str, "give every env entry a name")
+        if job.get(f"{entry}.valueFrom", dict, "", required=False) is not None:
+            raise job.error(
+                f"{entry}.valueFrom",
+                f"(variable {name} of worker {key}) cannot be resolved locally",
+                f"set {name} with value: instead (local mode has no ConfigMap, Secret "
+                "or field refs)",
+            )
+        value = job.get(f"{entry}.value", str, "", required=False)
+        variables.append((name, value or ""))
+    return tuple(variables)
+
+
+def _transmitter(job: _Manifest) -> tuple[str, str | None]:
+    """("s3", aggDataPath) when spec.transmitter.s3 is set (it wins, as in Sedna), else "ws"."""
+    if job.get("spec.transmitter.s3", dict, "", required=False) is None:
+        return "ws", None
+    path = job.get(
+        "spec.transmitter.s3.aggDataPath",
+        str,
+        "set it to the s3:// URL for aggregation data, or use transmitter: {ws: {}}",
+    )
+    return "s3", path
+
+
+def is_remote_url(url: str) -> bool:
+    """Whether url has a scheme (``s3://``, ``http://``, ...) rather than being a path."""
+    return _SCHEME_RE.match(url) is not None
+
+
+def local_url(url: str, base: Path) -> str:
+    """url with a relative path resolved against base; absolute paths and URLs unchanged."""
+    if is_remote_url(url) or Path(url).is_absolute():
+        return url
+    resolved = str(Path(base).resolve() / url)
+    return resolved + "/" if url.endswith("/") else resolved  # a trailing / marks a folder
+
+
+def injected_env(
+    job: JobSpec, worker: WorkerSpec, *, agg_port: int, workdir: Path
+) -> dict[str, str]:
+    """The variables Sedna's GlobalManager would inject into this worker's pod, on loopback."""
+    env = {
+        "NAMESPACE": job.namespace,
+        "JOB_NAME": job.name,
+        "PARTICIPANTS_COUNT": str(len(job.trainers)),
+        "TRANSMITTER": job.transmitter,
+        "MODEL_URL": local_url(job.model.url, workdir),
+    }
+    if job.agg_data_path is not None:
+        env["AGG_DATA_PATH"] = job.agg_data_path
+    if job.pretrained_model is not None:
+        env["PRETRAINED_MODEL_URL"] = local_url(job.pretrained_model.url, job.source_dir)
+    if worker.dataset is None:
+        env["WORKER_NAME"] = "aggworker-" + _random_suffix()
+        env["AGG_BIND_PORT"] = str(agg_port)
+        return env
+    env["WORKER_NAME"] = "trainworker-" + _random_suffix()
+    env["AGG_IP"] = LOOPBACK
+    env["AGG_PORT"] = str(agg_port)
+    env["MODEL_NAME"] = job.model.name
+    env["DATASET_NAME"] = worker.dataset.name
+    env["TRAIN_DATASET_URL"] = local_url(worker.dataset.url, job.source_dir)
+    return env
+
+
+def _random_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """environ without the variables Sedna manages and the hyperparameter ones."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name not in SEDNA_MANAGED_ENV and name.lower() not in HYPERPARAMETER_ENV
+    }
+
+
+def worker_env(
+    job: JobSpec,
+    worker: WorkerSpec,
+    *,
+    agg_port: int,
+    workdir: Path,
+    inherited: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The full environment of one local worker process.
+
+    Parameters
+    ----------
+    job, worker : JobSpec, WorkerSpec
+        The job and the worker to run.
+    agg_port : int
+        The loopback port the aggregator binds and the trainers connect to.
+    workdir : Path
+        The run's folder; a relative aggregation Model url resolves against it.
+    inherited : Mapping[str, str] | None (default: None, meaning os.environ)
+        The parent environment; Sedna-managed variables are dropped from it.
+
+    Returns
+    -------
+    dict[str, str]
+        The inherited variables, ``PYTHONUNBUFFERED=1``, the template's env,
+        then the Sedna-injected variables, which win any clash.
+    """
+    env = inherited_env(os.environ if inherited is None else inherited)
+    env["PYTHONUNBUFFERED"] = "1"
+    injected = injected_env(job, worker, agg_port=agg_port, workdir=workdir)
+    for name, value in worker.env:
+        if name in injected:
+            logger.warning(
+                "%s: worker %s sets %s in its template env; Sedna injects %s, so %r is ignored",
+                job.ref,
+                worker.key,
+                name,
+                name,
+                value,
+            )
+        env[name] = local_url(value, job.source_dir) if name in TEMPLATE_INPUT_URLS else value
+    env.update(injected)
+    return env
+
+
+def local_command(job: JobSpec, worker: WorkerSpec) -> tuple[str, ...]:
+    """The local argv for a worker's container command and args.
+
+    An empty command is the image entrypoint ``plato``, run as
+    ``python -m plato_sedna``; ``python``/``python3`` run this interpreter.
+    Config files (``-c``/``--config``) and a python script that are relative
+    resolve against the manifests' folder; an absolute one missing here (a
+    ConfigMap mount such as ``/config/fedavg.toml``) falls back to the file
+    of the same name beside the manifests.
+
+    Raises
+    ------
+    ResourceError
+        The command is neither ``plato`` nor ``python``, or a file is missing.
+    """
+    argv = [*worker.command, *worker.args] if worker.command else ["plato", *worker.args]
+    program = Path(argv[0]).name
+    if program == "plato":
+        return (sys.executable, "-m", "plato_sedna", *_config_args(job, worker, argv[1:]))
+    if _PYTHON_RE.fullmatch(program):
+        return (sys.executable, *_python_args(job, worker, argv[1:]))
+    raise ResourceError(
+        f"{job.ref}: cannot run container command '{argv[0]}' of worker {worker.key} locally "
+        f"({job.source_file}); plato-sedna run supports the `plato` entrypoint and `python`"
+    )
+
+
+def _python_args(job: JobSpec, worker: WorkerSpec, args: list[str]) -> list[str]:
+    """Interpreter options as given, then the script or module and its mapped args."""
+    options: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "-c":
+            return [*options, arg, *rest]
+        if arg == "-m":
+            return [*options, arg, *rest[:1], *_config_args(job, worker, rest[1:])]
+        if arg.startswith("-"):
+            options.append(arg)
+            if arg in ("-X", "-W") and rest:
+                options.append(rest.pop(0))
+            continue
+        script = _local_file(job, worker, arg, "script")
+        return [*options, script, *_config_args(job, worker, rest)]
+    return options
+
+
+def _config_args(job: JobSpec, worker: WorkerSpec, args: list[str]) -> list[str]:
+    mapped: list[str] = []
+    pending_config = False
+    for arg in args:
+        if pending_config:
+            mapped.append(_local_file(job, worker, arg, "config file"))
+            pending_config = False
+        elif arg.startswith("--config="):
+            mapped.append(
+                "--config=" + _local_file(job, worker, arg.partition("=")[2], "config file")
+            )
+        else:
+            mapped.append(arg)
+            pending_config = arg in ("-c", "--config")
+    return mapped
+
+
+def _local_file(job: JobSpec, worker: WorkerSpec, path: str, what: str) -> str:
+    """A file named in a worker's command, found on this machine."""
+    given = Path(path)
+    if not given.is_absolute():
+        candidate = job.source_dir / given
+        if candidate.exists():
+            return str(candidate)
+        raise ResourceError(
+            f"{job.ref}: {what} '{path}' of worker {worker.key} is not in {job.source_dir}; "
+            "put it beside the manifests or use an absolute path"
+        )
+    if given.exists():
+        return path
+    beside = job.source_dir / given.name
+    if beside.exists():
+        return str(beside)
+    raise ResourceError(
+        f"{job.ref}: {what} '{path}' of worker {worker.key} does not exist on this machine "
+        f"(in a pod it comes from a mounted volume) and {job.source_dir} has no {given.name}; "
+        f"copy {given.name} beside the manifests"
+    )

@@ -1,0 +1,516 @@
+"""Run a job's workers as local processes, relay their output, and summarise the run."""
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from plato_sedna.errors import JobFailed, PlatoSednaError
+from plato_sedna.local.manifests import (
+    LOOPBACK,
+    JobSpec,
+    is_remote_url,
+    local_command,
+    local_url,
+    worker_env,
+)
+from plato_sedna.models.publish import METRICS_FILENAME, model_path
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_MARKER = "PLATO_SEDNA_PROGRESS"
+STOP_PATIENCE_S = 10.0
+POLL_INTERVAL_S = 0.1
+ISOLATE_PIDS_PREFIX = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
+EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One round reported by the aggregator on a ``PLATO_SEDNA_PROGRESS`` line."""
+
+    round: int
+    rounds: int | None
+    accuracy: float | None
+    elapsed_s: float | None
+
+    @classmethod
+    def parse(cls, line: str) -> "Progress | None":
+        """The report on line, or None when line is not a well-formed progress line."""
+        _, marker, payload = line.partition(PROGRESS_MARKER)
+        if not marker:
+            return None
+        try:
+            report = json.loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(report, dict) or not _is_int(report.get("round")):
+            return None
+        rounds, accuracy, elapsed = (report.get(k) for k in ("rounds", "accuracy", "elapsed_s"))
+        return cls(
+            round=report["round"],
+            rounds=rounds if _is_int(rounds) else None,
+            accuracy=float(accuracy) if _is_number(accuracy) else None,
+            elapsed_s=float(elapsed) if _is_number(elapsed) else None,
+        )
+
+    def describe(self) -> str:
+        """``round 3/10  accuracy 0.9100  (12.3 s)``, leaving out what is unknown."""
+        parts = [f"round {self.round}" + (f"/{self.rounds}" if self.rounds is not None else "")]
+        if self.accuracy is not None:
+            parts.append(f"accuracy {self.accuracy:.4f}")
+        if self.elapsed_s is not None:
+            parts.append(f"({self.elapsed_s:.1f} s)")
+        return "  ".join(parts)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass
+class _Worker:
+    """One worker's launch plan and, once started, its process."""
+
+    key: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    folder: Path
+    process: subprocess.Popen[bytes] | None = None
+    reader: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self.env["WORKER_NAME"]
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "worker.log"
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+
+def run_job(
+    job: JobSpec,
+    *,
+    workdir: Path,
+    isolate_pids: bool = False,
+    timeout: float | None = None,
+    grace: float = 60.0,
+    out: IO[str] | None = None,
+) -> int:
+    """Run a job's aggregator and trainers as local processes until the job ends.
+
+    Parameters
+    ----------
+    job : JobSpec
+        The job to run.
+    workdir : Path
+        The run's folder: ``<key>/`` is each worker's cwd (with its
+        ``worker.log``), and ``summary.json`` is written there.
+    isolate_pids : bool (default: False)
+        Run each worker as PID 1 in its own PID namespace, as in a container.
+    timeout : float | None (default: None)
+        Seconds after which every worker is stopped and the job fails.
+    grace : float (default: 60.0)
+        Seconds the trainers may keep running after the aggregator exits 0
+        (and the aggregator after every trainer exits 0) before they are
+        stopped and the job fails.
+    out : IO[str] | None (default: None, meaning sys.stdout at call time)
+        Where worker lines, progress lines and the outcome line go.
+
+    Returns
+    -------
+    int
+        0 when every worker exits 0, 1 when the job fails, 130 when
+        interrupted by SIGINT or SIGTERM.
+
+    Raises
+    ------
+    PlatoSednaError
+        A worker cannot be started (unsupported command, missing config
+        file, no ``unshare``); ``summary.json`` says so too.
+    """
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = _JobRun(
+        job, workdir, isolate_pids=isolate_pids, timeout=timeout, grace=grace, out=out or sys.stdout
+    )
+    return run.execute()
+
+
+class _JobRun:
+    """The state of one run: workers, latest progress, interruption."""
+
+    def __init__(
+        self,
+        job: JobSpec,
+        workdir: Path,
+        *,
+        isolate_pids: bool,
+        timeout: float | None,
+        grace: float,
+        out: IO[str],
+    ) -> None:
+        self.job = job
+        self.workdir = workdir
+        self.isolate_pids = isolate_pids
+        self.timeout = timeout
+        self.grace = grace
+        self.out = out
+        self.workers: list[_Worker] = []
+        self.progress: Progress | None = None
+        self.interrupted_by: str | None = None
+        self.output_lock = threading.Lock()
+        self.started = time.monotonic()
+        self.model_url = local_url(job.model.url, workdir)
+        self.outputs_before = {path: _fingerprint(path) for path in self._local_outputs()}
+
+    def execute(self) -> int:
+        """Start, supervise and stop the workers; write the summary."""
+        status, error = "failed", "plato-sedna run stopped on an internal error"
+        handlers = self._catch_signals()
+        try:
+            self._plan()
+            status, error = self._run_workers()
+        except PlatoSednaError as exc:
+            error = str(exc)
+            raise
+        finally:
+            self._stop_all()
+            self._join_readers()
+            _restore_signals(handlers)
+            summary = self._summary(status, error)
+            summary_path = self.workdir / "summary.json"
+            _write_json_atomically(summary_path, summary)
+        self._announce(summary, summary_path)
+        return EXIT_CODES[status]
+
+    def _plan(self) -> None:
+        port = free_loopback_port()
+        for spec in self.job.workers:
+            argv = local_command(self.job, spec)
+            env = worker_env(self.job, spec, agg_port=port, workdir=self.workdir)
+            self.workers.append(_Worker(spec.key, argv, env, self.workdir / spec.key))
+
+    def _run_workers(self) -> tuple[str, str | None]:
+        if self.isolate_pids:
+            _check_unshare()
+        try:
+            for worker in self.workers:
+                if self.interrupted_by is None:
+                    self._start(worker)
+            return self._supervise()
+        except KeyboardInterrupt:
+            self.interrupted_by = "SIGINT"
+            return self._interrupted()
+
+    def _start(self, worker: _Worker) -> None:
+        worker.folder.mkdir(parents=True, exist_ok=True)
+        argv = (*ISOLATE_PIDS_PREFIX, *worker.argv) if self.isolate_pids else worker.argv
+        logger.info("Starting %s (%s): %s", worker.key, worker.name, shlex.join(argv))
+        log = worker.log_path.open("w", encoding="utf-8")
+        try:
+            worker.process = subprocess.Popen(
+                argv,
+                cwd=worker.folder,
+                env=dict(worker.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.close()
+            raise JobFailed(
+                f"{self.job.ref}: cannot start worker {worker.key} ({argv[0]}): {exc}"
+            ) from exc
+        worker.reader = threading.Thread(target=self._relay, args=(worker, log), daemon=True)
+        worker.reader.start()
+
+    def _relay(self, worker: _Worker, log: IO[str]) -> None:
+        """Copy a worker's output to its log and, prefixed, to out."""
+        try:
+            for raw in worker.process.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                log.write(line + "\n")
+                log.flush()
+                self._show(worker, line)
+        finally:
+            log.close()
+
+    def _show(self, worker: _Worker, line: str) -> None:
+        progress = Progress.parse(line) if worker.key == "aggregator" else None
+        if progress is None:
+            self._print(f"[{worker.key}] {line}")
+            return
+        self.progress = progress
+        self._print(progress.describe())
+
+    def _print(self, text: str) -> None:
+        with self.output_lock:
+            try:
+                self.out.write(text + "\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass  # out is closed or a broken pipe: the worker logs still get every line
+
+    def _supervise(self) -> tuple[str, str | None]:
+        """Wait until the job succeeds, fails, times out or is interrupted."""
+        finished_since: float | None = None
+        while True:
+            if self.interrupted_by is not None:
+                return self._interrupted()
+            failed = next((w for w in self.workers if w.exit_code not in (None, 0)), None)
+            if failed is not None:
+                return "failed", _failure(failed)
+            running = [w.key for w in self.workers if w.exit_code is None]
+            if not running:
+                return "succeeded", None
+            now = time.monotonic()
+            finished_side = self._finished_side()
+            if finished_side is not None and finished_since is None:
+                finished_since = now
+            if finished_since is not None and now - finished_since >= self.grace:
+                return "failed", (
+                    f"{', '.join(running)} still running {self.grace:g} s after {finished_side} "
+                    "exited 0; stopped (raise --grace if it needs longer)"
+                )
+            if self.timeout is not None and now - self.started >= self.timeout:
+                return "failed", f"timed out after {self.timeout:g} s; stopped {', '.join(running)}"
+            time.sleep(POLL_INTERVAL_S)
+
+    def _finished_side(self) -> str | None:
+        """Which side ended cleanly while the other still runs, if any."""
+        aggregator, *trainers = self.workers
+        if aggregator.exit_code == 0:
+            return "the aggregator"
+        if all(t.exit_code == 0 for t in trainers):
+            return "every trainer"
+        return None
+
+    def _interrupted(self) -> tuple[str, str]:
+        return "interrupted", f"interrupted by {self.interrupted_by}; stopped every worker"
+
+    def _stop_all(self) -> None:
+        """Stop every worker's process group: SIGTERM, then SIGKILL after STOP_PATIENCE_S."""
+        started = [w for w in self.workers if w.process is not None]
+        running = [w.key for w in started if w.exit_code is None]
+        if running:
+            logger.info("Stopping %s", ", ".join(running))
+        for worker in started:
+            _signal_group(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_PATIENCE_S
+        while any(_group_alive(w.process) for w in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for worker in started:
+            _signal_group(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
+
+    def _join_readers(self) -> None:
+        for worker in self.workers:
+            if worker.reader is not None:
+                worker.reader.join(timeout=5.0)
+
+    def _catch_signals(self) -> dict[int, Any]:
+        """Turn SIGINT and SIGTERM into a flag the supervisor polls."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.interrupted_by = signal.Signals(signum).name
+
+    def _local_outputs(self) -> list[Path]:
+        """The model file and metrics.json the aggregator publishes, when local."""
+        if is_remote_url(self.model_url) and not self.model_url.startswith("file://"):
+            return []
+        model = model_path(self.model_url)
+        return [model, model.parent / METRICS_FILENAME]
+
+    def _published(self, path: Path) -> bool:
+        """Whether path was created or changed during this run (not left from an earlier one)."""
+        current = _fingerprint(path)
+        return current is not None and current != self.outputs_before.get(path)
+
+    def _published_metrics(self) -> dict[str, Any]:
+        outputs = self._local_outputs()
+        if not outputs or not self._published(outputs[1]):
+            return {}
+        try:
+            metrics = json.loads(outputs[1].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            logger.warning("Ignoring %s: %s", outputs[1], exc)
+            return {}
+        if not isinstance(metrics, dict):
+            logger.warning("Ignoring %s: not a JSON object", outputs[1])
+            return {}
+        checks = {
+            "rounds": _is_int,
+            "accuracy": _is_number,
+            "stop_reason": lambda v: isinstance(v, str),
+        }
+        return {key: metrics[key] for key, check in checks.items() if check(metrics.get(key))}
+
+    def _published_model(self, status: str) -> str | None:
+        outputs = self._local_outputs()
+        if not outputs:
+            return self.model_url if status == "succeeded" else None
+        return str(outputs[0]) if self._published(outputs[0]) else None
+
+    def _summary(self, status: str, error: str | None) -> dict[str, Any]:
+        """The content of summary.json."""
+        metrics = self._published_metrics()
+        progress = self.progress
+        planned = {w.key: w for w in self.workers}
+        summary = {
+            "job": f"{self.job.namespace}/{self.job.name}",
+            "status": status,
+            "rounds": metrics.get("rounds", progress.round if progress else None),
+            "accuracy": metrics.get("accuracy", progress.accuracy if progress else None),
+            "model_url": self._published_model(status),
+            "elapsed_s": round(time.monotonic() - self.started, 3),
+            "stop_reason": metrics.get("stop_reason"),
+            "workers": {
+                spec.key: {
+                    "worker_name": planned[spec.key].name if spec.key in planned else None,
+                    "exit_code": planned[spec.key].exit_code if spec.key in planned else None,
+                    "log": str(self.workdir / spec.key / "worker.log"),
+                }
+                for spec in self.job.workers
+            },
+            "error": error,
+        }
+        return summary
+
+    def _announce(self, summary: Mapping[str, Any], summary_path: Path) -> None:
+        """Print the one-line outcome."""
+        job = f"job {summary['job']}"
+        if summary["status"] != "succeeded":
+            self._print(f"{job} {summary['status']}: {summary['error']}; summary {summary_path}")
+            return
+        parts = []
+        if summary["rounds"] is not None:
+            parts.append(f"{summary['rounds']} rounds")
+        if summary["accuracy"] is not None:
+            parts.append(f"accuracy {summary['accuracy']:.4f}")
+        if summary["model_url"] is not None:
+            parts.append(f"model {summary['model_url']}")
+        parts.append(f"summary {summary_path}")
+        self._print(f"{job} succeeded: {', '.join(parts)}")
+
+
+def _failure(worker: _Worker) -> str:
+    code = worker.exit_code
+    if code is not None and code < 0:
+        how = f"was killed by {signal.Signals(-code).name}"
+    else:
+        how = f"exited with code {code}"
+    return f"worker {worker.key} ({worker.name}) {how}; log {worker.log_path}"
+
+
+def _check_unshare() -> None:
+    """Fail clearly when PID namespaces cannot be created here."""
+    if shutil.which("unshare") is None:
+        raise PlatoSednaError(
+            "--isolate-pids needs the unshare command (util-linux), which is not on PATH; "
+            "install util-linux or drop --isolate-pids"
+        )
+    probe = subprocess.run(
+        [*ISOLATE_PIDS_PREFIX, "true"], capture_output=True, text=True, timeout=30
+    )
+    if probe.returncode != 0:
+        raise PlatoSednaError(
+            f"--isolate-pids: `{shlex.join([*ISOLATE_PIDS_PREFIX, 'true'])}` failed "
+            f"({probe.stderr.strip() or f'exit code {probe.returncode}'}); run as root "
+            "(a PID namespace needs CAP_SYS_ADMIN) or drop --isolate-pids"
+        )
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    """Whether any process of the group led by process is alive (zombies do not count)."""
+    process.poll()  # reap the leader if it exited
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _has_live_member(process.pid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """Scan /proc: orphans reparented to an init that does not reap stay as zombies."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat_file in proc.glob("[0-9]*/stat"):
+        try:
+            stat = stat_file.read_text()
+        except OSError:
+            continue
+        state, _ppid, group = stat[stat.rfind(")") + 2 :].split()[:3]
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int, int] | None:
+    """Identity and change stamps of path (ctime changes on any write), None if absent."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as temp:
+            json.dump(data, temp, indent=2)
+            temp.write("\n")
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _restore_signals(handlers: Mapping[int, Any]) -> None:
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

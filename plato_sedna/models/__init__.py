@@ -1,0 +1,1 @@
+"""Models the plugin registers with Plato, and how trained models are published."""

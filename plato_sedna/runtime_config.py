@@ -1,0 +1,39 @@
+"""Read access to the running Plato config, including the ``[sedna]`` table.
+
+Plato components built by the plugin read their settings here, once, with the
+default written next to each key, instead of probing ``Config()`` deep in logic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _section(name: str) -> Any:
+    from plato.config import Config
+
+    config = Config()
+    if name in ("clients", "server", "data", "trainer", "algorithm"):
+        return getattr(Config, name)
+    return getattr(config.config, name, None)
+
+
+def setting(section: str, key: str, default: Any = None) -> Any:
+    """Return ``section.key`` of the running Plato config, or ``default``."""
+    node = _section(section)
+    if node is None:
+        return default
+    value = getattr(node, key, None)
+    return default if value is None else value
+
+
+def sedna(key: str, default: Any = None) -> Any:
+    """Return a key of the ``[sedna]`` table written by ``config.resolve_config``."""
+    return setting("sedna", key, default)
+
+
+def model_parameters() -> dict[str, Any]:
+    """Return ``[parameters.model]`` as a plain dict (empty when absent)."""
+    parameters = _section("parameters")
+    model = getattr(parameters, "model", None) if parameters is not None else None
+    return dict(model._asdict()) if model is not None else {}

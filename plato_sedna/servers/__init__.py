@@ -1,0 +1,1 @@
+"""Sedna-aware Plato servers (the aggregation worker)."""

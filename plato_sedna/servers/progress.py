@@ -1,0 +1,50 @@
+"""Per-round progress: the history of a job, and the line ``plato-sedna run`` reads."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+
+PROGRESS_MARKER = "PLATO_SEDNA_PROGRESS"
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one aggregated round produced."""
+
+    round: int
+    accuracy: float
+    elapsed_s: float
+    clients: int
+
+
+@dataclass
+class JobProgress:
+    """Rounds done so far, and why the job stopped once it has."""
+
+    rounds_planned: int
+    history: list[RoundRecord] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    def metrics(self) -> dict:
+        """The content of ``metrics.json``."""
+        last = self.history[-1] if self.history else None
+        return {
+            "rounds": last.round if last else 0,
+            "rounds_planned": self.rounds_planned,
+            "accuracy": last.accuracy if last else None,
+            "elapsed_s": last.elapsed_s if last else 0.0,
+            "stop_reason": self.stop_reason,
+            "history": [asdict(record) for record in self.history],
+        }
+
+    def announce(self, record: RoundRecord) -> None:
+        """Print the machine-readable progress line for ``plato-sedna run``."""
+        payload = {
+            "round": record.round,
+            "rounds": self.rounds_planned,
+            "accuracy": record.accuracy,
+            "elapsed_s": record.elapsed_s,
+        }
+        print(f"{PROGRESS_MARKER} {json.dumps(payload)}", file=sys.stdout, flush=True)

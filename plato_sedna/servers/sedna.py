@@ -1,0 +1,182 @@
+"""The aggregation worker: any Plato server class, made safe to run in a Sedna pod.
+
+What it changes, and why:
+- trainers are keyed by their stable identity, not by PID (PID 1 in every pod);
+- each trainer trains as its own logical client id, every round;
+- a trainer leaving does not close the server; on rejoin it gets its round again;
+- after every round the global model and ``metrics.json`` are published to
+  ``MODEL_URL`` and a progress line is printed;
+- at the end trainers are told the job completed (so they exit 0), and a failure
+  in aggregation or publishing ends the process non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import cache
+
+from plato_sedna import runtime_config
+from plato_sedna.models import publish
+from plato_sedna.servers.identity import TrainerRoster
+from plato_sedna.servers.progress import JobProgress, RoundRecord
+
+LOGGER = logging.getLogger(__name__)
+
+JOB_DONE_EVENT = "plato_sedna_job_done"
+FAILURE_EXIT_CODE = 1
+
+
+class SednaServerMixin:
+    """Mixed in front of a Plato server class by :func:`sedna_server_class`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.roster = TrainerRoster(capacity=int(runtime_config.setting("clients", "total_clients")))
+        self.progress = JobProgress(rounds_planned=int(runtime_config.setting("trainer", "rounds")))
+        self.model_url = runtime_config.sedna("model_url")
+        self.configured_per_round = None
+        self.started_at = time.monotonic()
+
+    # Trainers joining and leaving
+
+    async def register_client(self, sid, client_process_id, client_id):
+        identity = self._identity(sid, client_process_id)
+        logical_id = self.roster.assign(identity, client_id or None)
+        if logical_id is None:
+            LOGGER.warning(
+                "Trainer %s rejected: all %d trainer slots of this job are taken",
+                identity,
+                self.roster.capacity,
+            )
+            await self.sio.disconnect(sid)
+            return
+        rejoining = self._awaits_update_from(logical_id)
+        LOGGER.info("Trainer %s is client #%d%s", identity, logical_id, " (rejoined)" if rejoining else "")
+        await super().register_client(sid, logical_id, logical_id)
+        if rejoining:
+            await self._resend_round(sid, logical_id)
+
+    @staticmethod
+    def _identity(sid: str, client_process_id) -> str:
+        if isinstance(client_process_id, str) and client_process_id:
+            return client_process_id
+        # A plain Plato client sends its PID, which is not unique across pods.
+        return f"process-{client_process_id}-{sid}"
+
+    def _awaits_update_from(self, client_id: int) -> bool:
+        return (
+            self.current_round > 0
+            and client_id in (self.selected_clients or [])
+            and client_id not in self.current_reported_clients
+        )
+
+    async def _resend_round(self, sid: str, client_id: int) -> None:
+        response = {"id": client_id, "current_round": self.current_round}
+        response = self.customize_server_response(response, client_id=client_id)
+        payload = self.customize_server_payload(self.algorithm.extract_weights())
+        self.training_sids.append(sid)
+        await self.sio.emit("payload_to_arrive", {"response": response}, room=sid)
+        await self._send(sid, payload, client_id)
+
+    async def _client_disconnected(self, sid):
+        for client_id, process in list(self.clients.items()):
+            if process["sid"] != sid:
+                continue
+            del self.clients[client_id]
+            if sid in self.training_sids:
+                self.training_sids.remove(sid)
+            LOGGER.warning(
+                "Trainer %s (client #%d) disconnected; %d trainer(s) connected. "
+                "The job goes on and the trainer can rejoin.",
+                self.roster.identity_of(client_id),
+                client_id,
+                len(self.clients),
+            )
+
+    # Selecting trainers
+
+    def choose_clients(self, clients_pool, clients_count):
+        connected = [client_id for client_id in clients_pool if client_id in self.clients]
+        if self.configured_per_round is None:
+            self.configured_per_round = self.clients_per_round
+        self.clients_per_round = min(self.configured_per_round, len(connected))
+        if self.clients_per_round < self.configured_per_round:
+            LOGGER.warning(
+                "Only %d of %d trainers are connected; this round aggregates %d update(s)",
+                len(connected),
+                self.configured_per_round,
+                self.clients_per_round,
+            )
+        chosen = self._select_clients_with_strategy(connected, self.clients_per_round)
+        # Plato hands the i-th chosen id to the first free process in dict order:
+        # order the processes as chosen so that each trainer trains as itself.
+        ordered = {client_id: self.clients[client_id] for client_id in chosen}
+        ordered.update(self.clients)
+        self.clients = ordered
+        return chosen
+
+    # Rounds, publishing, closing
+
+    # Plato runs these inside socket.io tasks, which log and swallow exceptions: the
+    # job would hang. A failure there ends the aggregator non-zero instead.
+
+    async def _select_clients(self, for_next_batch=False):
+        await _exit_on_failure(super()._select_clients(for_next_batch), "Selecting trainers")
+
+    async def _process_reports(self):
+        await _exit_on_failure(super()._process_reports(), "Aggregating the round's updates")
+
+    def clients_processed(self) -> None:
+        super().clients_processed()
+        record = RoundRecord(
+            round=self.current_round,
+            accuracy=float(self.accuracy),
+            elapsed_s=round(time.monotonic() - self.started_at, 3),
+            clients=len(self.updates),
+        )
+        self.progress.history.append(record)
+        self._publish()
+        self.progress.announce(record)
+
+    def _stop_reason(self) -> str:
+        target = runtime_config.setting("trainer", "target_accuracy")
+        if target and self.accuracy >= target:
+            return "target_accuracy"
+        if self.current_round >= self.progress.rounds_planned:
+            return "rounds"
+        return "closed"
+
+    def _publish(self) -> None:
+        if not self.model_url:
+            return
+        try:
+            destination = publish.publish(
+                self.model_url, self.algorithm.extract_weights(), self.progress.metrics()
+            )
+        except Exception:  # noqa: BLE001 - a model that cannot be published fails the job
+            LOGGER.exception("Publishing the model to MODEL_URL %s failed", self.model_url)
+            os._exit(FAILURE_EXIT_CODE)
+        LOGGER.info("Published the global model of round %d to %s", self.current_round, destination)
+
+    async def _close(self):
+        self.progress.stop_reason = self._stop_reason()
+        LOGGER.info("Job finished after %d round(s): %s", self.current_round, self.progress.stop_reason)
+        self._publish()
+        await self.sio.emit(JOB_DONE_EVENT, {"stop_reason": self.progress.stop_reason})
+        await super()._close()
+
+
+async def _exit_on_failure(step, what: str) -> None:
+    try:
+        await step
+    except Exception:  # noqa: BLE001 - any failure here must end the pod non-zero
+        LOGGER.exception("%s failed; the aggregator exits", what)
+        os._exit(FAILURE_EXIT_CODE)
+
+
+@cache
+def sedna_server_class(server_class: type) -> type:
+    """Return ``server_class`` with :class:`SednaServerMixin` in front of it."""
+    return type(f"Sedna{server_class.__name__}", (SednaServerMixin, server_class), {})

@@ -74,6 +74,7 @@ SEDNA_TABLE_FIELDS: Mapping[str, str] = MappingProxyType(
         "data_path_prefix": "data_path_prefix",
         "transmitter": "transmitter",
         "agg_data_path": "agg_data_path",
+        "manifests": "manifests",
     }
 )
 

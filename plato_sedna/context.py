@@ -13,6 +13,8 @@ ROLES = ("aggregator", "trainer", "plain")
 TRANSMITTERS = ("ws", "s3")
 DEFAULT_AGG_PORT = 7363
 DEFAULT_TRANSMITTER = "ws"
+# Set by `plato-sedna run` (not by Sedna): the manifests the local job came from.
+MANIFESTS_ENV = "PLATO_SEDNA_MANIFESTS"
 DEFAULT_CONNECT_TIMEOUT = 300.0
 
 
@@ -224,6 +226,7 @@ class SednaContext:
     lc_server: str | None = None
     data_path_prefix: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    manifests: str | None = None
     hyperparameters: Mapping[str, object] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
@@ -317,6 +320,7 @@ class SednaContext:
             data_path_prefix=text("DATA_PATH_PREFIX"),
             connect_timeout=_optional(environ, "CONNECT_TIMEOUT", _positive_float, "300")
             or DEFAULT_CONNECT_TIMEOUT,
+            manifests=text(MANIFESTS_ENV),
             hyperparameters=_hyperparameters_from_env(environ),
         )
 

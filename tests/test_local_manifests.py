@@ -299,6 +299,8 @@ def test_missing_path_and_empty_folder_are_reported(tmp_path: Path) -> None:
 
 # ---- worker environment ------------------------------------------------------------------
 
+# What `plato-sedna run` adds beside Sedna's variables: where the manifests are, thread budget.
+LOCAL_RUN_KEYS = {"PLATO_SEDNA_MANIFESTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
 AGGREGATOR_KEYS = {
     "NAMESPACE",
     "WORKER_NAME",
@@ -309,7 +311,7 @@ AGGREGATOR_KEYS = {
     "MODEL_URL",
     "PRETRAINED_MODEL_URL",
     "PYTHONUNBUFFERED",
-}
+} | LOCAL_RUN_KEYS
 TRAINER_KEYS = {
     "AGG_PORT",
     "AGG_IP",
@@ -324,7 +326,7 @@ TRAINER_KEYS = {
     "PRETRAINED_MODEL_URL",
     "TRANSMITTER",
     "PYTHONUNBUFFERED",
-}
+} | LOCAL_RUN_KEYS
 
 
 def test_aggregator_env_is_what_sedna_injects_on_loopback(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from plato_sedna.context import HYPERPARAMETER_NAMES
+from plato_sedna.context import HYPERPARAMETER_NAMES, MANIFESTS_ENV
 from plato_sedna.errors import ResourceError
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ SEDNA_MANAGED_ENV = frozenset(
 )
 # The launcher reads these case-insensitively: a stray EPOCHS in the shell must not change the job.
 HYPERPARAMETER_ENV = frozenset(HYPERPARAMETER_NAMES)
+
+# Math-library thread counts, set for each worker unless the template or shell sets them.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # Template variables that name input data: relative paths resolve beside the manifests.
 TEMPLATE_INPUT_URLS = frozenset({"TEST_DATASET_URL"})
@@ -121,6 +124,8 @@ class JobSpec:
     transmitter: str
     agg_data_path: str | None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The file or folder given to load_job: what workers re-read to see the resources.
+    manifests_path: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.trainers:
@@ -354,6 +359,7 @@ def _build_job(job: _Manifest, manifests: _Index, source: Path) -> JobSpec:
         namespace=job.namespace,
         source_dir=(source if source.is_dir() else source.parent).resolve(),
         source_file=job.file.resolve(),
+        manifests_path=source.resolve(),
         aggregator=aggregator,
         trainers=tuple(trainers),
         model=model,
@@ -584,7 +590,15 @@ def worker_env(
             )
         env[name] = local_url(value, job.source_dir) if name in TEMPLATE_INPUT_URLS else value
     env.update(injected)
+    env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
+    for name in THREAD_ENV:
+        env.setdefault(name, str(_threads_per_worker(len(job.trainers))))
     return env
+
+
+def _threads_per_worker(trainer_count: int) -> int:
+    """Share the cores among the trainers: N processes each using every core crawl."""
+    return max(1, (os.cpu_count() or 1) // max(1, trainer_count))
 
 
 def local_command(job: JobSpec, worker: WorkerSpec) -> tuple[str, ...]:

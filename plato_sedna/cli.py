@@ -52,7 +52,7 @@ def _aggregator_address(args, context) -> tuple[tuple[str, ...], int]:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from plato_sedna import launch
+    from plato_sedna import launch, preflight
     from plato_sedna.config import load_config_file, resolve_config, write_config
     from plato_sedna.context import SednaContext
 
@@ -69,6 +69,7 @@ def _start(args: argparse.Namespace) -> int:
     from plato.config import Config
 
     Config()
+    preflight.check_registry_names(context.role)
     if context.role == "aggregator":
         launch.run_aggregator()
         return 0

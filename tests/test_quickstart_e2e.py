@@ -1,0 +1,79 @@
+"""The quickstart job end to end through `plato-sedna run`: separate processes over real sockets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.workers import clean_env
+
+RUN_TIMEOUT_S = 600
+
+
+def run_job(job_yaml: Path, workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())",
+         "run", str(job_yaml), "--workdir", str(workdir), "--timeout", str(RUN_TIMEOUT_S), *extra],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S + 60,
+    )
+
+
+def test_quickstart_reaches_090_and_publishes_a_loadable_model(quickstart_job: Path, tmp_path: Path) -> None:
+    import torch
+    from plato.models import lenet5
+
+    workdir = tmp_path / "run"
+    result = run_job(quickstart_job, workdir)
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["status"] == "succeeded"
+    assert summary["accuracy"] >= 0.90
+    assert 1 <= summary["rounds"] <= 10
+    assert summary["stop_reason"] in ("rounds", "target_accuracy")
+    assert summary["elapsed_s"] > 0
+    assert {w["exit_code"] for w in summary["workers"].values()} == {0}
+    assert set(summary["workers"]) == {"aggregator", "trainer-1", "trainer-2"}
+
+    model_path = Path(summary["model_url"])
+    assert model_path == workdir / "model" / "digits-lenet5.pth"
+    model = lenet5.Model(num_classes=10)
+    model.load_state_dict(torch.load(model_path, weights_only=True))  # strict: names and shapes
+    metrics = json.loads((model_path.parent / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(summary["accuracy"])
+    assert [r["round"] for r in metrics["history"]] == list(range(1, summary["rounds"] + 1))
+
+    assert f"round {summary['rounds']}/10" in result.stdout
+    assert "[trainer-1] " in result.stdout and "[aggregator] " in result.stdout
+    trainers = (workdir / "aggregator" / "worker.log").read_text()
+    assert "Trainer digits-edge1 is client #1" in trainers
+    assert "Trainer digits-edge2 is client #2" in trainers
+
+
+def test_each_worker_as_pid_1_like_in_containers(quickstart_job: Path, tmp_path: Path) -> None:
+    """Every process is PID 1 of its own PID namespace: Plato's PID keys would collide."""
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare needs root here: {probe.stderr.decode().strip()}")
+    fast = quickstart_job.read_text().replace('value: "10"', 'value: "2"')
+    quickstart_job.write_text(fast)
+    workdir = tmp_path / "run"
+
+    result = run_job(quickstart_job, workdir, "--isolate-pids")
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["status"] == "succeeded" and summary["rounds"] == 2
+    aggregator_log = (workdir / "aggregator" / "worker.log").read_text()
+    assert "[Server #1]" in aggregator_log  # the aggregator really ran as PID 1
+    assert "Trainer digits-edge1 is client #1" in aggregator_log
+    assert "Trainer digits-edge2 is client #2" in aggregator_log
+    for trainer in ("trainer-1", "trainer-2"):
+        assert "Connected to the aggregator" in (workdir / trainer / "worker.log").read_text()

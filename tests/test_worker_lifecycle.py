@@ -1,0 +1,103 @@
+"""Aggregator and trainers as separate `plato` processes: waiting, leaving, rejoining, failing."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from support.workers import (
+    aggregator_env,
+    free_port,
+    start_plato,
+    stop,
+    trainer_env,
+    wait_for_text,
+)
+
+from conftest import QUICKSTART
+
+CONFIG = QUICKSTART / "fedavg.toml"
+EXIT_TIMEOUT_S = 240
+
+
+def test_trainer_started_first_waits_then_joins(tmp_path: Path, digits_data: Path) -> None:
+    port = free_port()
+    trainer = start_plato(
+        CONFIG, tmp_path / "trainer", trainer_env(port, 1, "digits-edge1", digits_data / "edge1.txt", CONNECT_TIMEOUT="120")
+    )
+    aggregator = None
+    try:
+        wait_for_text(tmp_path / "trainer" / "worker.log", "Aggregator not reachable yet", 60, trainer)
+        aggregator = start_plato(
+            CONFIG,
+            tmp_path / "aggregator",
+            aggregator_env(port, 1, tmp_path / "model.pth", digits_data / "test.txt", rounds="1"),
+        )
+        assert aggregator.wait(EXIT_TIMEOUT_S) == 0
+        assert trainer.wait(EXIT_TIMEOUT_S) == 0
+    finally:
+        stop(trainer, *([aggregator] if aggregator else []))
+    assert json.loads((tmp_path / "metrics.json").read_text())["rounds"] == 1
+
+
+def test_trainer_gives_up_after_connect_timeout(tmp_path: Path, digits_data: Path) -> None:
+    port = free_port()
+    trainer = start_plato(
+        CONFIG, tmp_path / "trainer", trainer_env(port, 1, "digits-edge1", digits_data / "edge1.txt", CONNECT_TIMEOUT="3")
+    )
+    try:
+        assert trainer.wait(120) != 0
+    finally:
+        stop(trainer)
+    log = (tmp_path / "trainer" / "worker.log").read_text()
+    assert "did not accept a connection within 3 s" in log and "CONNECT_TIMEOUT" in log
+    assert "Traceback" not in log
+
+
+def test_a_trainer_leaving_does_not_stop_the_job_and_rejoins(tmp_path: Path, digits_data: Path) -> None:
+    port = free_port()
+    env = aggregator_env(port, 2, tmp_path / "out" / "model.pth", digits_data / "test.txt", rounds="4", target_accuracy="1.0")
+    aggregator = start_plato(CONFIG, tmp_path / "aggregator", env)
+
+    def trainer(number: int, folder: str):
+        return start_plato(
+            CONFIG,
+            tmp_path / folder,
+            trainer_env(port, 2, f"digits-edge{number}", digits_data / f"edge{number}.txt", epochs="3"),
+        )
+
+    first, second = trainer(1, "trainer-1"), trainer(2, "trainer-2")
+    restarted = None
+    try:
+        wait_for_text(tmp_path / "trainer-2" / "worker.log", "Started training epoch 1", 120, second)
+        second.kill()  # killed mid-round, as a node loss would
+        second.wait(10)
+        wait_for_text(tmp_path / "aggregator" / "worker.log", "disconnected; 1 trainer(s) connected", 30, aggregator)
+        time.sleep(1)
+        assert aggregator.poll() is None, "the aggregator must survive a trainer leaving"
+        restarted = trainer(2, "trainer-2-restarted")  # the pod restarts, same Dataset
+        assert aggregator.wait(EXIT_TIMEOUT_S) == 0
+        assert first.wait(60) == 0 and restarted.wait(60) == 0
+    finally:
+        stop(aggregator, first, second, *([restarted] if restarted else []))
+    aggregator_log = (tmp_path / "aggregator" / "worker.log").read_text()
+    assert "Trainer digits-edge2 is client #2 (rejoined)" in aggregator_log
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["rounds"] == 4
+
+
+def test_trainers_fail_when_the_aggregator_dies(tmp_path: Path, digits_data: Path) -> None:
+    port = free_port()
+    aggregator = start_plato(
+        CONFIG,
+        tmp_path / "aggregator",
+        aggregator_env(port, 1, tmp_path / "model.pth", digits_data / "test.txt", rounds="50", target_accuracy="1.0"),
+    )
+    trainer = start_plato(CONFIG, tmp_path / "trainer", trainer_env(port, 1, "digits-edge1", digits_data / "edge1.txt"))
+    try:
+        wait_for_text(tmp_path / "aggregator" / "worker.log", "PLATO_SEDNA_PROGRESS", 120, aggregator)
+        aggregator.kill()
+        assert trainer.wait(120) != 0
+    finally:
+        stop(aggregator, trainer)
+    assert "lost its connection to the aggregator" in (tmp_path / "trainer" / "worker.log").read_text()

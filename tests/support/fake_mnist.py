@@ -1,11 +1,9 @@
-"""Fake MNIST IDX files from scikit-learn's digits, and a minimal plain Plato config."""
+"""Offline plain-Plato runs: fake MNIST IDX files, a minimal config, and both launchers."""
 
 from __future__ import annotations
 
-import os
-import socket
 import struct
-from collections.abc import Mapping
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,21 +92,34 @@ def write_plain_config(path: Path, port: int, rounds: int = 2, partition_size: i
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# Plato's own launcher (its repo's plato.py without the env tweaks). Plato spawns its
+# clients with multiprocessing's "spawn", which re-imports a script's __main__: the
+# guard is required, or every client starts a server of its own and dies.
+PLATO_LAUNCHER = """\
+from plato.servers import registry
+
+if __name__ == "__main__":
+    registry.get().run()
+"""
 
 
-def plain_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`environ` minus every variable Sedna (or `plato-sedna run`) sets, one thread per process.
+def write_plato_launcher(path: Path) -> Path:
+    """Plato's own launcher as a script file."""
+    path = Path(path)
+    path.write_text(PLATO_LAUNCHER)
+    return path
 
-    Concurrent training processes on a small machine must not each take every core.
-    """
-    from plato_sedna.local.manifests import inherited_env
 
-    env = inherited_env(os.environ if environ is None else environ)
-    env = {name: value for name, value in env.items() if not name.startswith("PLATO_SEDNA_")}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+def plato_own_command(launcher: Path, config: Path, base: Path) -> list[str]:
+    """Plato's launcher: `python launcher.py -c config -b base -u`."""
+    return [sys.executable, str(launcher), "-c", str(config), "-b", str(base), "-u"]
+
+
+def plato_sedna_command(config: Path, base: Path) -> list[str]:
+    """The plugin's `plato` console script, run as `python -m plato_sedna`."""
+    return [sys.executable, "-m", "plato_sedna", "-c", str(config), "-b", str(base), "-u"]
+
+
+def results_csv(base: Path, pid: int) -> Path:
+    """Where Plato's server writes its per-round results: `<base>/results/<server pid>.csv`."""
+    return Path(base) / "results" / f"{pid}.csv"

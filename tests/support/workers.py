@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-SEDNA_VARIABLES = (
-    "AGG_IP AGG_PORT AGG_BIND_PORT PARTICIPANTS_COUNT JOB_NAME NAMESPACE WORKER_NAME DATASET_NAME "
-    "MODEL_NAME TRAIN_DATASET_URL TEST_DATASET_URL MODEL_URL PRETRAINED_MODEL_URL SEDNA_ROLE "
-    "config_file PLATO_SEDNA_MANIFESTS CONNECT_TIMEOUT"
-).split()
+from support.processes import free_port, plain_env, start_run
 
+__all__ = ["free_port", "clean_env", "start_plato", "aggregator_env", "trainer_env", "wait_for_text", "stop"]
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(**variables: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SEDNA_VARIABLES}
-    env.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}, **variables)
-    return env
+clean_env = plain_env
 
 
 def start_plato(config: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     """Start `python -m plato_sedna -c CONFIG` in ``cwd``; output goes to cwd/worker.log."""
     cwd.mkdir(parents=True, exist_ok=True)
-    log = open(cwd / "worker.log", "wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "plato_sedna", "-c", str(config)],
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    return start_run([sys.executable, "-m", "plato_sedna", "-c", str(config)], cwd, cwd / "worker.log", env)
 
 
 def aggregator_env(port: int, participants: int, model_url: Path, test_url: Path, **extra: str):

@@ -1,0 +1,32 @@
+"""bench/bench_launcher.py in its quick mode runs offline and prints its ratio and import lines."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_launcher.py"
+BENCH_TIMEOUT_S = 400  # above the bench's own --run-timeout, which kills a hung run's clients too
+EXPECTED_LINES = (
+    r"^run 1/1 Plato +\d+\.\d+ s$",
+    r"^run 1/1 plato +\d+\.\d+ s$",
+    r"^wall-time ratio plato/Plato \(median of 1\): \d+\.\d{3} \(target <= 1\.05\)$",
+    r"^import plato_sedna after Plato's registries .*: \d+\.\d{3} s \(target <= 0\.3\)$",
+    r"^import plato_sedna alone .*: -?\d+\.\d{3} s$",
+)
+
+
+@pytest.mark.slow
+def test_bench_quick_mode_prints_ratios(tmp_path: Path) -> None:
+    command = [sys.executable, str(BENCH), "--runs", "1", "--rounds", "1", "--import-reps", "1"]
+    command += ["--run-timeout", "150"]
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    for pattern in EXPECTED_LINES:
+        assert re.search(pattern, result.stdout, re.MULTILINE), f"{pattern!r} not in:\n{result.stdout}"

@@ -13,35 +13,10 @@ from plato_sedna.config import load_config_file, resolve_config, write_config
 from plato_sedna.context import SednaContext
 from plato_sedna.errors import ConfigError
 
+from support.sedna_env import AGGREGATOR_ENV, TRAINER_ENV
+
 CONFIGS = Path(__file__).parent / "data" / "configs"
 
-AGGREGATOR_ENV = {
-    "NAMESPACE": "default",
-    "WORKER_NAME": "aggworker-x7k2p",
-    "JOB_NAME": "surface-defect",
-    "AGG_BIND_PORT": "7363",
-    "PARTICIPANTS_COUNT": "2",
-    "MODEL_URL": "/home/data/model/model.pth",
-    "TRANSMITTER": "s3",
-    "AGG_DATA_PATH": "s3://sedna/fl/aggregation_data",
-    "S3_ENDPOINT_URL": "http://minio.example:9000",
-    "ACCESS_KEY_ID": "AKIA-VERY-PRIVATE",
-    "SECRET_ACCESS_KEY": "hunter2-secret",
-}
-TRAINER_ENV = {
-    "AGG_PORT": "7363",
-    "AGG_IP": "surface-defect-aggregation.default",
-    "WORKER_NAME": "trainworker-ab12c",
-    "JOB_NAME": "surface-defect",
-    "PARTICIPANTS_COUNT": "2",
-    "NAMESPACE": "default",
-    "MODEL_NAME": "surface-defect-model",
-    "DATASET_NAME": "edge1-dataset",
-    "LC_SERVER": "http://localhost:9100",
-    "TRAIN_DATASET_URL": "/home/data/data/1.txt",
-    "ACCESS_KEY_ID": "AKIA-VERY-PRIVATE",
-    "SECRET_ACCESS_KEY": "hunter2-secret",
-}
 ROLE_ENVS = {"aggregator": AGGREGATOR_ENV, "trainer": TRAINER_ENV, "plain": {}}
 SECRETS = ("AKIA-VERY-PRIVATE", "hunter2-secret", "minio.example")
 
@@ -365,13 +340,14 @@ def test_sedna_table_holds_what_is_set_and_no_secret() -> None:
         "job_name": "surface-defect",
         "namespace": "default",
         "worker_name": "trainworker-ab12c",
-        "dataset_name": "edge1-dataset",
+        "dataset_name": "edge1-surface-defect-dataset",
         "model_name": "surface-defect-model",
-        "identity": "edge1-dataset",
+        "identity": "edge1-surface-defect-dataset",
         "train_url": "/home/data/data/1.txt",
         "participants_count": 2,
         "connect_timeout": 300.0,
         "lc_server": "http://localhost:9100",
+        "data_path_prefix": "/home/data",
         "transmitter": "ws",
     }
 

@@ -18,10 +18,9 @@ from plato_sedna.local.manifests import (
     ModelSpec,
     WorkerSpec,
     load_job,
-    local_command,
-    local_url,
-    worker_env,
 )
+from plato_sedna.local.container import local_command
+from plato_sedna.local.environment import local_url, worker_env
 
 DATA = Path(__file__).parent / "data" / "local"
 MNIST_JOB = DATA / "mnist-job.yaml"
@@ -406,7 +405,7 @@ def test_injected_values_win_over_the_template_with_a_warning(
         job.trainers[0], env=(("AGG_IP", "10.1.2.3"), ("TEST_DATASET_URL", "test.txt"))
     )
 
-    with caplog.at_level(logging.WARNING, logger="plato_sedna.local.manifests"):
+    with caplog.at_level(logging.WARNING, logger="plato_sedna.local.environment"):
         env = worker_env(job, trainer, agg_port=PORT, workdir=tmp_path, inherited={})
 
     assert env["AGG_IP"] == "127.0.0.1"

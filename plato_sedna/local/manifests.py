@@ -1,10 +1,9 @@
-"""Sedna manifests as typed job records, and what each local worker runs with.
+"""Sedna manifests as typed job records.
 
 ``load_job`` reads the Dataset, Model and FederatedLearningJob manifests a user
-would ``kubectl apply`` and checks everything running them needs.
-``worker_env`` builds the environment Sedna's GlobalManager injects into a pod
-(sedna.md §1), with loopback in place of the aggregation Service;
-``local_command`` maps a container's command to a local one.
+would ``kubectl apply`` and checks everything running them needs. What each
+local worker then runs with: ``environment.worker_env`` (the env Sedna's
+GlobalManager injects, on loopback) and ``container.local_command``.
 
 URL mapping in local mode (no storage-initializer, no hostPath mounts):
 
@@ -21,10 +20,7 @@ URL mapping in local mode (no storage-initializer, no hostPath mounts):
 """
 
 import logging
-import os
 import re
-import secrets
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,38 +29,17 @@ from typing import Any
 
 import yaml
 
-from plato_sedna.context import HYPERPARAMETER_NAMES, MANIFESTS_ENV
 from plato_sedna.errors import ResourceError
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "sedna.io/v1alpha1"
 SEDNA_KINDS = ("Dataset", "Model", "FederatedLearningJob")
-LOOPBACK = "127.0.0.1"
 
-# Every variable Sedna injects or its library reads: never inherited from the
-# shell that starts the job, only set by the injection or the pod template.
-SEDNA_MANAGED_ENV = frozenset(
-    "NAMESPACE WORKER_NAME JOB_NAME AGG_BIND_PORT AGG_PORT AGG_IP PARTICIPANTS_COUNT TRANSMITTER"
-    " AGG_DATA_PATH MODEL_URL PRETRAINED_MODEL_URL MODEL_NAME DATASET_NAME TRAIN_DATASET_URL"
-    " TEST_DATASET_URL DATA_PATH_PREFIX LC_SERVER S3_ENDPOINT_URL ACCESS_KEY_ID SECRET_ACCESS_KEY"
-    " SEDNA_ROLE config_file AGG_BIND_IP AGG_PROTOCOL CONNECT_TIMEOUT".split()
-)
-# The launcher reads these case-insensitively: a stray EPOCHS in the shell must not change the job.
-HYPERPARAMETER_ENV = frozenset(HYPERPARAMETER_NAMES)
-
-# Math-library thread counts, set for each worker unless the template or shell sets them.
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-# Template variables that name input data: relative paths resolve beside the manifests.
-TEMPLATE_INPUT_URLS = frozenset({"TEST_DATASET_URL"})
 
 _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _FIELD_STEP_RE = re.compile(r"[^.\[\]]+|\[\d+\]")
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_PYTHON_RE = re.compile(r"python(3(\.\d+)?)?")
 # Kubernetes' utilrand alphabet (no vowels), which Sedna's worker names use.
-_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _TYPE_NAMES = {str: "string", list: "list", dict: "mapping"}
 
 
@@ -492,197 +467,3 @@ def _transmitter(job: _Manifest) -> tuple[str, str | None]:
         "set it to the s3:// URL for aggregation data, or use transmitter: {ws: {}}",
     )
     return "s3", path
-
-
-def is_remote_url(url: str) -> bool:
-    """Whether url has a scheme (``s3://``, ``http://``, ...) rather than being a path."""
-    return _SCHEME_RE.match(url) is not None
-
-
-def local_url(url: str, base: Path) -> str:
-    """url with a relative path resolved against base; absolute paths and URLs unchanged."""
-    if is_remote_url(url) or Path(url).is_absolute():
-        return url
-    resolved = str(Path(base).resolve() / url)
-    return resolved + "/" if url.endswith("/") else resolved  # a trailing / marks a folder
-
-
-def injected_env(
-    job: JobSpec, worker: WorkerSpec, *, agg_port: int, workdir: Path
-) -> dict[str, str]:
-    """The variables Sedna's GlobalManager would inject into this worker's pod, on loopback."""
-    env = {
-        "NAMESPACE": job.namespace,
-        "JOB_NAME": job.name,
-        "PARTICIPANTS_COUNT": str(len(job.trainers)),
-        "TRANSMITTER": job.transmitter,
-        "MODEL_URL": local_url(job.model.url, workdir),
-    }
-    if job.agg_data_path is not None:
-        env["AGG_DATA_PATH"] = job.agg_data_path
-    if job.pretrained_model is not None:
-        env["PRETRAINED_MODEL_URL"] = local_url(job.pretrained_model.url, job.source_dir)
-    if worker.dataset is None:
-        env["WORKER_NAME"] = "aggworker-" + _random_suffix()
-        env["AGG_BIND_PORT"] = str(agg_port)
-        return env
-    env["WORKER_NAME"] = "trainworker-" + _random_suffix()
-    env["AGG_IP"] = LOOPBACK
-    env["AGG_PORT"] = str(agg_port)
-    env["MODEL_NAME"] = job.model.name
-    env["DATASET_NAME"] = worker.dataset.name
-    env["TRAIN_DATASET_URL"] = local_url(worker.dataset.url, job.source_dir)
-    return env
-
-
-def _random_suffix() -> str:
-    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
-
-
-def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """environ without the variables Sedna manages and the hyperparameter ones."""
-    return {
-        name: value
-        for name, value in environ.items()
-        if name not in SEDNA_MANAGED_ENV and name.lower() not in HYPERPARAMETER_ENV
-    }
-
-
-def worker_env(
-    job: JobSpec,
-    worker: WorkerSpec,
-    *,
-    agg_port: int,
-    workdir: Path,
-    inherited: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The full environment of one local worker process.
-
-    Parameters
-    ----------
-    job, worker : JobSpec, WorkerSpec
-        The job and the worker to run.
-    agg_port : int
-        The loopback port the aggregator binds and the trainers connect to.
-    workdir : Path
-        The run's folder; a relative aggregation Model url resolves against it.
-    inherited : Mapping[str, str] | None (default: None, meaning os.environ)
-        The parent environment; Sedna-managed variables are dropped from it.
-
-    Returns
-    -------
-    dict[str, str]
-        The inherited variables, ``PYTHONUNBUFFERED=1``, the template's env,
-        then the Sedna-injected variables, which win any clash.
-    """
-    env = inherited_env(os.environ if inherited is None else inherited)
-    env["PYTHONUNBUFFERED"] = "1"
-    injected = injected_env(job, worker, agg_port=agg_port, workdir=workdir)
-    for name, value in worker.env:
-        if name in injected:
-            logger.warning(
-                "%s: worker %s sets %s in its template env; Sedna injects %s, so %r is ignored",
-                job.ref,
-                worker.key,
-                name,
-                name,
-                value,
-            )
-        env[name] = local_url(value, job.source_dir) if name in TEMPLATE_INPUT_URLS else value
-    env.update(injected)
-    env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
-    for name in THREAD_ENV:
-        env.setdefault(name, str(_threads_per_worker(len(job.trainers))))
-    return env
-
-
-def _threads_per_worker(trainer_count: int) -> int:
-    """Share the cores among the trainers: N processes each using every core crawl."""
-    return max(1, (os.cpu_count() or 1) // max(1, trainer_count))
-
-
-def local_command(job: JobSpec, worker: WorkerSpec) -> tuple[str, ...]:
-    """The local argv for a worker's container command and args.
-
-    An empty command is the image entrypoint ``plato``, run as
-    ``python -m plato_sedna``; ``python``/``python3`` run this interpreter.
-    Config files (``-c``/``--config``) and a python script that are relative
-    resolve against the manifests' folder; an absolute one missing here (a
-    ConfigMap mount such as ``/config/fedavg.toml``) falls back to the file
-    of the same name beside the manifests.
-
-    Raises
-    ------
-    ResourceError
-        The command is neither ``plato`` nor ``python``, or a file is missing.
-    """
-    argv = [*worker.command, *worker.args] if worker.command else ["plato", *worker.args]
-    program = Path(argv[0]).name
-    if program == "plato":
-        return (sys.executable, "-m", "plato_sedna", *_config_args(job, worker, argv[1:]))
-    if _PYTHON_RE.fullmatch(program):
-        return (sys.executable, *_python_args(job, worker, argv[1:]))
-    raise ResourceError(
-        f"{job.ref}: cannot run container command '{argv[0]}' of worker {worker.key} locally "
-        f"({job.source_file}); plato-sedna run supports the `plato` entrypoint and `python`"
-    )
-
-
-def _python_args(job: JobSpec, worker: WorkerSpec, args: list[str]) -> list[str]:
-    """Interpreter options as given, then the script or module and its mapped args."""
-    options: list[str] = []
-    rest = list(args)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "-c":
-            return [*options, arg, *rest]
-        if arg == "-m":
-            return [*options, arg, *rest[:1], *_config_args(job, worker, rest[1:])]
-        if arg.startswith("-"):
-            options.append(arg)
-            if arg in ("-X", "-W") and rest:
-                options.append(rest.pop(0))
-            continue
-        script = _local_file(job, worker, arg, "script")
-        return [*options, script, *_config_args(job, worker, rest)]
-    return options
-
-
-def _config_args(job: JobSpec, worker: WorkerSpec, args: list[str]) -> list[str]:
-    mapped: list[str] = []
-    pending_config = False
-    for arg in args:
-        if pending_config:
-            mapped.append(_local_file(job, worker, arg, "config file"))
-            pending_config = False
-        elif arg.startswith("--config="):
-            mapped.append(
-                "--config=" + _local_file(job, worker, arg.partition("=")[2], "config file")
-            )
-        else:
-            mapped.append(arg)
-            pending_config = arg in ("-c", "--config")
-    return mapped
-
-
-def _local_file(job: JobSpec, worker: WorkerSpec, path: str, what: str) -> str:
-    """A file named in a worker's command, found on this machine."""
-    given = Path(path)
-    if not given.is_absolute():
-        candidate = job.source_dir / given
-        if candidate.exists():
-            return str(candidate)
-        raise ResourceError(
-            f"{job.ref}: {what} '{path}' of worker {worker.key} is not in {job.source_dir}; "
-            "put it beside the manifests or use an absolute path"
-        )
-    if given.exists():
-        return path
-    beside = job.source_dir / given.name
-    if beside.exists():
-        return str(beside)
-    raise ResourceError(
-        f"{job.ref}: {what} '{path}' of worker {worker.key} does not exist on this machine "
-        f"(in a pod it comes from a mounted volume) and {job.source_dir} has no {given.name}; "
-        f"copy {given.name} beside the manifests"
-    )

@@ -18,19 +18,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from plato_sedna.errors import JobFailed, PlatoSednaError
-from plato_sedna.local.manifests import (
-    LOOPBACK,
-    JobSpec,
-    is_remote_url,
-    local_command,
-    local_url,
-    worker_env,
-)
+from plato_sedna.local.container import local_command
+from plato_sedna.local.environment import LOOPBACK, is_remote_url, local_url, worker_env
+from plato_sedna.local.manifests import JobSpec
 from plato_sedna.models.publish import METRICS_FILENAME, model_path
+from plato_sedna.servers.progress import PROGRESS_MARKER
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_MARKER = "PLATO_SEDNA_PROGRESS"
 STOP_PATIENCE_S = 10.0
 POLL_INTERVAL_S = 0.1
 ISOLATE_PIDS_PREFIX = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")

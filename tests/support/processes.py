@@ -23,7 +23,7 @@ def plain_env(environ: Mapping[str, str] | None = None, **variables: str) -> dic
 
     Concurrent training processes on a small machine must not each take every core.
     """
-    from plato_sedna.local.manifests import inherited_env
+    from plato_sedna.local.environment import inherited_env
 
     env = inherited_env(os.environ if environ is None else environ)
     env = {name: value for name, value in env.items() if not name.startswith("PLATO_SEDNA_")}

@@ -1,0 +1,142 @@
+"""The environment of each local worker: what Sedna's GlobalManager would inject, on loopback."""
+
+import logging
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from plato_sedna.context import HYPERPARAMETER_NAMES, MANIFESTS_ENV
+from plato_sedna.local.manifests import JobSpec, WorkerSpec
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+# Every variable Sedna injects or its library reads: never inherited from the
+# shell that starts the job, only set by the injection or the pod template.
+SEDNA_MANAGED_ENV = frozenset(
+    "NAMESPACE WORKER_NAME JOB_NAME AGG_BIND_PORT AGG_PORT AGG_IP PARTICIPANTS_COUNT TRANSMITTER"
+    " AGG_DATA_PATH MODEL_URL PRETRAINED_MODEL_URL MODEL_NAME DATASET_NAME TRAIN_DATASET_URL"
+    " TEST_DATASET_URL DATA_PATH_PREFIX LC_SERVER S3_ENDPOINT_URL ACCESS_KEY_ID SECRET_ACCESS_KEY"
+    " SEDNA_ROLE config_file AGG_BIND_IP AGG_PROTOCOL CONNECT_TIMEOUT".split()
+)
+# The launcher reads these case-insensitively: a stray EPOCHS in the shell must not change the job.
+HYPERPARAMETER_ENV = frozenset(HYPERPARAMETER_NAMES)
+
+# Math-library thread counts, set for each worker unless the template or shell sets them.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+# Template variables that name input data: relative paths resolve beside the manifests.
+TEMPLATE_INPUT_URLS = frozenset({"TEST_DATASET_URL"})
+
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def is_remote_url(url: str) -> bool:
+    """Whether url has a scheme (``s3://``, ``http://``, ...) rather than being a path."""
+    return _SCHEME_RE.match(url) is not None
+
+
+def local_url(url: str, base: Path) -> str:
+    """url with a relative path resolved against base; absolute paths and URLs unchanged."""
+    if is_remote_url(url) or Path(url).is_absolute():
+        return url
+    resolved = str(Path(base).resolve() / url)
+    return resolved + "/" if url.endswith("/") else resolved  # a trailing / marks a folder
+
+
+def injected_env(
+    job: JobSpec, worker: WorkerSpec, *, agg_port: int, workdir: Path
+) -> dict[str, str]:
+    """The variables Sedna's GlobalManager would inject into this worker's pod, on loopback."""
+    env = {
+        "NAMESPACE": job.namespace,
+        "JOB_NAME": job.name,
+        "PARTICIPANTS_COUNT": str(len(job.trainers)),
+        "TRANSMITTER": job.transmitter,
+        "MODEL_URL": local_url(job.model.url, workdir),
+    }
+    if job.agg_data_path is not None:
+        env["AGG_DATA_PATH"] = job.agg_data_path
+    if job.pretrained_model is not None:
+        env["PRETRAINED_MODEL_URL"] = local_url(job.pretrained_model.url, job.source_dir)
+    if worker.dataset is None:
+        env["WORKER_NAME"] = "aggworker-" + _random_suffix()
+        env["AGG_BIND_PORT"] = str(agg_port)
+        return env
+    env["WORKER_NAME"] = "trainworker-" + _random_suffix()
+    env["AGG_IP"] = LOOPBACK
+    env["AGG_PORT"] = str(agg_port)
+    env["MODEL_NAME"] = job.model.name
+    env["DATASET_NAME"] = worker.dataset.name
+    env["TRAIN_DATASET_URL"] = local_url(worker.dataset.url, job.source_dir)
+    return env
+
+
+def _random_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """environ without the variables Sedna manages and the hyperparameter ones."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name not in SEDNA_MANAGED_ENV and name.lower() not in HYPERPARAMETER_ENV
+    }
+
+
+def worker_env(
+    job: JobSpec,
+    worker: WorkerSpec,
+    *,
+    agg_port: int,
+    workdir: Path,
+    inherited: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The full environment of one local worker process.
+
+    Parameters
+    ----------
+    job, worker : JobSpec, WorkerSpec
+        The job and the worker to run.
+    agg_port : int
+        The loopback port the aggregator binds and the trainers connect to.
+    workdir : Path
+        The run's folder; a relative aggregation Model url resolves against it.
+    inherited : Mapping[str, str] | None (default: None, meaning os.environ)
+        The parent environment; Sedna-managed variables are dropped from it.
+
+    Returns
+    -------
+    dict[str, str]
+        The inherited variables, ``PYTHONUNBUFFERED=1``, the template's env,
+        then the Sedna-injected variables, which win any clash.
+    """
+    env = inherited_env(os.environ if inherited is None else inherited)
+    env["PYTHONUNBUFFERED"] = "1"
+    injected = injected_env(job, worker, agg_port=agg_port, workdir=workdir)
+    for name, value in worker.env:
+        if name in injected:
+            logger.warning(
+                "%s: worker %s sets %s in its template env; Sedna injects %s, so %r is ignored",
+                job.ref,
+                worker.key,
+                name,
+                name,
+                value,
+            )
+        env[name] = local_url(value, job.source_dir) if name in TEMPLATE_INPUT_URLS else value
+    env.update(injected)
+    env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
+    for name in THREAD_ENV:
+        env.setdefault(name, str(_threads_per_worker(len(job.trainers))))
+    return env
+
+
+def _threads_per_worker(trainer_count: int) -> int:
+    """Share the cores among the trainers: N processes each using every core crawl."""
+    return max(1, (os.cpu_count() or 1) // max(1, trainer_count))

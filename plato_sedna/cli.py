@@ -45,10 +45,15 @@ def _aggregator_address(args, context) -> tuple[tuple[str, ...], int]:
         if not host or not port.isdigit():
             raise ConfigError(f"-s {args.server!r} must be host:port")
         return (host,), int(port)
-    hosts = [context.agg_ip, context.aggregator_host]
-    if context.job_name and context.namespace:
-        hosts.append(f"{context.job_name}-aggregation.{context.namespace}")
-    return tuple(dict.fromkeys(h for h in hosts if h)), context.agg_port
+    # AGG_IP first; the Service name as a fallback, since AGG_IP can be stale (sedna.md §1.3).
+    service = f"{context.job_name}-aggregation.{context.namespace}" if context.job_name and context.namespace else None
+    hosts = tuple(dict.fromkeys(host for host in (context.agg_ip, service) if host))
+    if not hosts:
+        raise ConfigError(
+            "the trainer cannot find the aggregator: AGG_IP is not set, and neither are "
+            "JOB_NAME and NAMESPACE (the <job>-aggregation.<namespace> Service); or pass -s host:port"
+        )
+    return hosts, context.agg_port
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
         "weight_decay": "parameters.optimizer.weight_decay",
         "per_round": "clients.per_round",
         "delta_loss": "server.stop_condition.delta_loss",
+        "stop_operator": "server.stop_condition.operator",
         "cut_layer": "algorithm.cut_layer",
         "epsilon": "algorithm.epsilon",
         "aggregation_algorithm": "algorithm.type",

@@ -116,6 +116,7 @@ _HYPERPARAMETERS: Mapping[str, tuple[Callable[[str], object], str]] = MappingPro
         "weight_decay": (_non_negative_float, "0.0001"),
         "target_accuracy": (_fraction, "0.95"),
         "delta_loss": (_non_negative_float, "0.001"),
+        "stop_operator": (_choice(("or", "and")), "or"),
         "epsilon": (_positive_float, "1.0"),
         "optimizer": (_text, "SGD"),
         "aggregation_algorithm": (_text, "fedavg"),

@@ -27,6 +27,14 @@ def setting(section: str, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def table(section: str, key: str) -> dict[str, Any] | None:
+    """Return the nested table ``section.key`` as a plain dict, or None when absent."""
+    node = setting(section, key)
+    if node is None:
+        return None
+    return dict(node._asdict()) if hasattr(node, "_asdict") else dict(node)
+
+
 def sedna(key: str, default: Any = None) -> Any:
     """Return a key of the ``[sedna]`` table written by ``config.resolve_config``."""
     return setting("sedna", key, default)

@@ -17,6 +17,7 @@ class RoundRecord:
     accuracy: float
     elapsed_s: float
     clients: int
+    loss: float | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from plato_sedna import runtime_config
 from plato_sedna.models import publish
 from plato_sedna.servers.identity import TrainerRoster
 from plato_sedna.servers.progress import JobProgress, RoundRecord
+from plato_sedna.servers.stop import RoundState, stop_condition_from
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,7 +35,14 @@ class SednaServerMixin:
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.roster = TrainerRoster(capacity=int(runtime_config.setting("clients", "total_clients")))
-        self.progress = JobProgress(rounds_planned=int(runtime_config.setting("trainer", "rounds")))
+        self.stop_condition = stop_condition_from(
+            runtime_config.table("server", "stop_condition"),
+            runtime_config.setting("trainer", "rounds"),
+            runtime_config.setting("trainer", "target_accuracy"),
+        )
+        rounds_planned = int(self.stop_condition.criteria.get("rounds", self.stop_condition.max_rounds))
+        self.progress = JobProgress(rounds_planned=rounds_planned)
+        LOGGER.info("Stop condition: %s", self.stop_condition.describe())
         self.model_url = runtime_config.sedna("model_url")
         self.configured_per_round = None
         self.started_at = time.monotonic()
@@ -135,18 +143,21 @@ class SednaServerMixin:
             accuracy=float(self.accuracy),
             elapsed_s=round(time.monotonic() - self.started_at, 3),
             clients=len(self.updates),
+            loss=mean_train_loss(self.updates),
         )
         self.progress.history.append(record)
         self._publish()
         self.progress.announce(record)
 
-    def _stop_reason(self) -> str:
-        target = runtime_config.setting("trainer", "target_accuracy")
-        if target and self.accuracy >= target:
-            return "target_accuracy"
-        if self.current_round >= self.progress.rounds_planned:
-            return "rounds"
-        return "closed"
+    async def wrap_up(self) -> None:
+        """Checkpoint, then stop when the job's stop condition says so (replaces Plato's check)."""
+        self.save_to_checkpoint()
+        losses = [record.loss for record in self.progress.history if record.loss is not None]
+        state = RoundState(round=self.current_round, accuracy=self.accuracy, losses=losses)
+        reason = self.stop_condition.reason(state)
+        if reason is not None:
+            self.progress.stop_reason = reason
+            await self._close()
 
     def _publish(self) -> None:
         if not self.model_url:
@@ -161,11 +172,24 @@ class SednaServerMixin:
         LOGGER.info("Published the global model of round %d to %s", self.current_round, destination)
 
     async def _close(self):
-        self.progress.stop_reason = self._stop_reason()
+        self.progress.stop_reason = self.progress.stop_reason or "closed"
         LOGGER.info("Job finished after %d round(s): %s", self.current_round, self.progress.stop_reason)
         self._publish()
         await self.sio.emit(JOB_DONE_EVENT, {"stop_reason": self.progress.stop_reason})
         await super()._close()
+
+
+def mean_train_loss(updates) -> float | None:
+    """The sample-weighted mean of the trainers' reported training loss, if they report one."""
+    reported = [
+        (update.report.train_loss, update.report.num_samples)
+        for update in updates
+        if getattr(update.report, "train_loss", None) is not None
+    ]
+    total = sum(samples for _, samples in reported)
+    if not reported or total == 0:
+        return None
+    return sum(loss * samples for loss, samples in reported) / total
 
 
 async def _exit_on_failure(step, what: str) -> None:

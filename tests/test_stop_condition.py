@@ -43,7 +43,7 @@ def test_the_table_wins_over_the_trainer_keys() -> None:
     condition = stop_condition_from({"rounds": 2, "max_rounds": 4}, rounds=10, target_accuracy=None)
 
     assert condition.reason(state(2)) == "rounds"
-    assert "round >= 2 or" in condition.describe() and "at most 4 rounds" in condition.describe()
+    assert "round >= 2 (" in condition.describe() and "at most 4 rounds" in condition.describe()
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ def plato_sedna_main(argv: list[str] | None = None) -> int:
     commands = {"run": "plato_sedna.local.command"}
     if not argv or argv[0] not in commands:
         print(
-            "usage: plato-sedna run JOB.yaml [--workdir DIR] [--timeout S] [--isolate-pids]\n"
+            "usage: plato-sedna run JOB.yaml [--workdir DIR] [--timeout S] [--isolate-pids] [--lc-server URL]\n"
             "  run   run Sedna manifests (Dataset, Model, FederatedLearningJob) as local processes",
             file=sys.stderr,
         )

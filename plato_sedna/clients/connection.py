@@ -4,6 +4,7 @@ Replaces the connection step of Plato's client, which connects once, gives up
 on a refused connection and announces itself by PID. Here the trainer waits
 with backoff until the aggregator accepts, announces its stable identity, and
 learns whether the job completed (exit 0) or the link was lost (exit non-zero).
+After each round it sent, it tells Sedna's LocalController (``TrainerProgress``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from plato_sedna.clients.backoff import Deadline, retry_delays
 from plato_sedna.errors import JobFailed
+from plato_sedna.status import TrainerProgress
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,10 +36,17 @@ class AggregatorAddress:
 class TrainerSession:
     """One trainer's membership in the job: connect, train when asked, end."""
 
-    def __init__(self, client, identity: str, preferred_id: int | None) -> None:
+    def __init__(
+        self,
+        client,
+        identity: str,
+        preferred_id: int | None,
+        progress: TrainerProgress | None = None,
+    ) -> None:
         self.client = client
         self.identity = identity
         self.preferred_id = preferred_id
+        self.progress = progress or TrainerProgress(None)
         self.stop_reason: str | None = None
         self.failure: str | None = None
         self.sio = None
@@ -73,6 +82,9 @@ class TrainerSession:
             LOGGER.exception("Training step failed")
             self.failure = f"{type(error).__name__}: {error}"
             await self.sio.disconnect()
+            return
+        context = self.client._composable.context
+        self.progress.round_reported(context.current_round, context.latest_report)
 
     async def _connect(self, address: AggregatorAddress, deadline: Deadline) -> str:
         import socketio

@@ -4,6 +4,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from plato_sedna.errors import PlatoSednaError
 from plato_sedna.local.manifests import load_job
@@ -21,6 +22,16 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must not be negative")
     return value
+
+
+def _http_url(text: str) -> str:
+    """An http(s) URL with a host, for argparse."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL such as http://127.0.0.1:9100"
+        )
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each worker as PID 1 in its own PID namespace, like a container "
         "(needs root and util-linux unshare)",
     )
+    parser.add_argument(
+        "--lc-server",
+        metavar="URL",
+        type=_http_url,
+        help="a Sedna LocalController (or anything serving its worker status API) that the "
+        "trainers report their progress to, given to them as LC_SERVER "
+        "(default: none, so they do not report)",
+    )
     return parser
 
 
@@ -91,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             isolate_pids=args.isolate_pids,
             timeout=args.timeout,
             grace=args.grace,
+            lc_server=args.lc_server,
         )
     except PlatoSednaError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

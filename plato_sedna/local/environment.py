@@ -49,9 +49,13 @@ def local_url(url: str, base: Path) -> str:
 
 
 def injected_env(
-    job: JobSpec, worker: WorkerSpec, *, agg_port: int, workdir: Path
+    job: JobSpec, worker: WorkerSpec, *, agg_port: int, workdir: Path, lc_server: str | None = None
 ) -> dict[str, str]:
-    """The variables Sedna's GlobalManager would inject into this worker's pod, on loopback."""
+    """The variables Sedna's GlobalManager would inject into this worker's pod, on loopback.
+
+    ``lc_server`` is the LocalController URL a trainer gets as ``LC_SERVER``; the
+    aggregator never gets one, as in Sedna.
+    """
     env = {
         "NAMESPACE": job.namespace,
         "JOB_NAME": job.name,
@@ -73,6 +77,8 @@ def injected_env(
     env["MODEL_NAME"] = job.model.name
     env["DATASET_NAME"] = worker.dataset.name
     env["TRAIN_DATASET_URL"] = local_url(worker.dataset.url, job.source_dir)
+    if lc_server:
+        env["LC_SERVER"] = lc_server
     return env
 
 
@@ -96,6 +102,7 @@ def worker_env(
     agg_port: int,
     workdir: Path,
     inherited: Mapping[str, str] | None = None,
+    lc_server: str | None = None,
 ) -> dict[str, str]:
     """The full environment of one local worker process.
 
@@ -109,6 +116,8 @@ def worker_env(
         The run's folder; a relative aggregation Model url resolves against it.
     inherited : Mapping[str, str] | None (default: None, meaning os.environ)
         The parent environment; Sedna-managed variables are dropped from it.
+    lc_server : str | None (default: None)
+        The LocalController URL the trainers get as ``LC_SERVER`` (``--lc-server``).
 
     Returns
     -------
@@ -118,7 +127,9 @@ def worker_env(
     """
     env = inherited_env(os.environ if inherited is None else inherited)
     env["PYTHONUNBUFFERED"] = "1"
-    injected = injected_env(job, worker, agg_port=agg_port, workdir=workdir)
+    injected = injected_env(
+        job, worker, agg_port=agg_port, workdir=workdir, lc_server=lc_server
+    )
     for name, value in worker.env:
         if name in injected:
             logger.warning(

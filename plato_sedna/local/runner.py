@@ -118,6 +118,7 @@ def run_job(
     timeout: float | None = None,
     grace: float = 60.0,
     out: IO[str] | None = None,
+    lc_server: str | None = None,
 ) -> int:
     """Run a job's aggregator and trainers as local processes until the job ends.
 
@@ -154,7 +155,13 @@ def run_job(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     run = _JobRun(
-        job, workdir, isolate_pids=isolate_pids, timeout=timeout, grace=grace, out=out or sys.stdout
+        job,
+        workdir,
+        isolate_pids=isolate_pids,
+        timeout=timeout,
+        grace=grace,
+        out=out or sys.stdout,
+        lc_server=lc_server,
     )
     return run.execute()
 
@@ -171,8 +178,10 @@ class _JobRun:
         timeout: float | None,
         grace: float,
         out: IO[str],
+        lc_server: str | None = None,
     ) -> None:
         self.job = job
+        self.lc_server = lc_server
         self.workdir = workdir
         self.isolate_pids = isolate_pids
         self.timeout = timeout
@@ -210,7 +219,9 @@ class _JobRun:
         port = free_loopback_port()
         for spec in self.job.workers:
             argv = local_command(self.job, spec)
-            env = worker_env(self.job, spec, agg_port=port, workdir=self.workdir)
+            env = worker_env(
+                self.job, spec, agg_port=port, workdir=self.workdir, lc_server=self.lc_server
+            )
             self.workers.append(_Worker(spec.key, argv, env, self.workdir / spec.key))
 
     def _run_workers(self) -> tuple[str, str | None]:

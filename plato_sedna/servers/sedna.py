@@ -12,6 +12,7 @@ What it changes, and why:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -22,11 +23,14 @@ from plato_sedna.models import publish
 from plato_sedna.servers.identity import TrainerRoster
 from plato_sedna.servers.progress import JobProgress, RoundRecord
 from plato_sedna.servers.stop import RoundState, stop_condition_from
+from plato_sedna.servers.trigger import AggregationTrigger, AggregationTriggerMixin
 
 LOGGER = logging.getLogger(__name__)
 
 JOB_DONE_EVENT = "plato_sedna_job_done"
 FAILURE_EXIT_CODE = 1
+IN_FLIGHT_WAIT_S = 120.0
+JOB_DONE_FLUSH_S = 0.5
 
 
 class SednaServerMixin:
@@ -40,6 +44,7 @@ class SednaServerMixin:
             runtime_config.setting("trainer", "rounds"),
             runtime_config.setting("trainer", "target_accuracy"),
         )
+        self.trigger = AggregationTrigger.from_table(runtime_config.table("server", "aggregation_trigger"))
         rounds_planned = int(self.stop_condition.criteria.get("rounds", self.stop_condition.max_rounds))
         self.progress = JobProgress(rounds_planned=rounds_planned)
         LOGGER.info("Stop condition: %s", self.stop_condition.describe())
@@ -106,18 +111,25 @@ class SednaServerMixin:
     # Selecting trainers
 
     def choose_clients(self, clients_pool, clients_count):
-        connected = [client_id for client_id in clients_pool if client_id in self.clients]
+        # Trainers still busy with a round aggregated without them cannot start this one.
+        available = [
+            client_id
+            for client_id in clients_pool
+            if client_id in self.clients and self.clients[client_id]["sid"] not in self.training_sids
+        ]
         if self.configured_per_round is None:
             self.configured_per_round = self.clients_per_round
-        self.clients_per_round = min(self.configured_per_round, len(connected))
-        if self.clients_per_round < self.configured_per_round:
+        selected_count = min(self.configured_per_round, len(available))
+        if selected_count < self.configured_per_round:
             LOGGER.warning(
-                "Only %d of %d trainers are connected; this round aggregates %d update(s)",
-                len(connected),
+                "Only %d of %d trainers are connected and free; this round trains %d",
+                len(available),
                 self.configured_per_round,
-                self.clients_per_round,
+                selected_count,
             )
-        chosen = self._select_clients_with_strategy(connected, self.clients_per_round)
+        chosen = self._select_clients_with_strategy(available, selected_count)
+        # Plato aggregates once clients_per_round updates are in: the trigger's threshold.
+        self.clients_per_round = self.trigger.threshold(selected_count)
         # Plato hands the i-th chosen id to the first free process in dict order:
         # order the processes as chosen so that each trainer trains as itself.
         ordered = {client_id: self.clients[client_id] for client_id in chosen}
@@ -175,8 +187,22 @@ class SednaServerMixin:
         self.progress.stop_reason = self.progress.stop_reason or "closed"
         LOGGER.info("Job finished after %d round(s): %s", self.current_round, self.progress.stop_reason)
         self._publish()
+        await self._wait_for_trainers_in_flight()
         await self.sio.emit(JOB_DONE_EVENT, {"stop_reason": self.progress.stop_reason})
+        await asyncio.sleep(JOB_DONE_FLUSH_S)  # let the event reach trainers before the sockets close
         await super()._close()
+
+    async def _wait_for_trainers_in_flight(self) -> None:
+        """Trainers still training (their update is no longer needed) hear the end only once idle."""
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+        if self.training_sids:
+            LOGGER.info(
+                "Waiting up to %.0f s for %d trainer(s) still training before ending the job",
+                IN_FLIGHT_WAIT_S,
+                len(self.training_sids),
+            )
+        while self.training_sids and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
 
 
 def mean_train_loss(updates) -> float | None:
@@ -203,4 +229,6 @@ async def _exit_on_failure(step, what: str) -> None:
 @cache
 def sedna_server_class(server_class: type) -> type:
     """Return ``server_class`` with :class:`SednaServerMixin` in front of it."""
-    return type(f"Sedna{server_class.__name__}", (SednaServerMixin, server_class), {})
+    return type(
+        f"Sedna{server_class.__name__}", (SednaServerMixin, AggregationTriggerMixin, server_class), {}
+    )

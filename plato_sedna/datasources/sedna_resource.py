@@ -71,15 +71,38 @@ def split_held_out(samples: IndexedSamples, fraction: float, seed: int):
     )
 
 
-def _index_path(url: str | None) -> Path | None:
+def _dataset_url(kind: str, env_name: str) -> tuple[str | None, str]:
+    """The ``train``/``test`` url and where it was set: the config wins over the pod env."""
+    from_config = runtime_config.setting("data", f"{kind}_url")
+    if from_config:
+        return from_config, f"data.{kind}_url"
+    return runtime_config.sedna(f"{kind}_url"), env_name
+
+
+def _index_path(url: str | None, source: str) -> Path | None:
+    """The local index file a dataset url names: fetched and cached when remote.
+
+    A folder (an ``s3://`` prefix, an unpacked archive, a local directory) must
+    hold exactly one ``.txt`` index at its top level.
+    """
     if not url:
         return None
-    if "://" in url and not url.startswith("file://"):
+    from plato_sedna.worker_storage import worker_storage
+
+    try:
+        path = worker_storage().to_local_path(url)
+    except ResourceError as error:
+        raise ResourceError(f"the dataset in {source} cannot be read: {error}") from error
+    if not path.is_dir():
+        return path
+    indexes = sorted(path.glob("*.txt"))
+    if len(indexes) != 1:
+        found = ", ".join(p.name for p in indexes) or "none"
         raise ResourceError(
-            f"dataset url {url} is remote; this version reads local paths only "
-            "(Sedna's storage initializer downloads s3/http urls into /downloads)"
+            f"dataset url {url} is a folder; it needs exactly one .txt index at its top level "
+            f"(found: {found}); point the Dataset's url at the index file instead"
         )
-    return Path(url.removeprefix("file://"))
+    return indexes[0]
 
 
 def _empty_like(samples: IndexedSamples) -> IndexedSamples:
@@ -91,10 +114,9 @@ class DataSource(base.DataSource):
 
     def __init__(self, **kwargs) -> None:
         super().__init__()
-        train_url = runtime_config.setting("data", "train_url") or runtime_config.sedna("train_url")
-        test_url = runtime_config.setting("data", "test_url") or runtime_config.sedna("test_url")
         image_size = runtime_config.setting("data", "image_size")
-        train_index, test_index = _index_path(train_url), _index_path(test_url)
+        train_index = _index_path(*_dataset_url("train", "TRAIN_DATASET_URL"))
+        test_index = _index_path(*_dataset_url("test", "TEST_DATASET_URL"))
         if train_index is None and test_index is None:
             raise ResourceError(
                 "data.datasource = sednaDataResource found no dataset: the pod has no "

@@ -7,17 +7,14 @@ into place, so a reader never sees a half-written model.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 from plato_sedna.errors import ResourceError
+from plato_sedna.storage.local import write_atomically
 
 METRICS_FILENAME = "metrics.json"
 DEFAULT_MODEL_FILENAME = "model.pth"
-PUBLISHED_FILE_MODE = 0o644  # mkstemp creates 0600; readers of a published model need more
 
 
 def model_path(model_url: str) -> Path:
@@ -30,22 +27,6 @@ def model_path(model_url: str) -> Path:
     if model_url.endswith("/") or path.is_dir():
         return path / DEFAULT_MODEL_FILENAME
     return path
-
-
-def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(file)`` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, PUBLISHED_FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def publish(model_url: str, state_dict: Mapping, metrics: Mapping) -> Path:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from plato_sedna.errors import ResourceError
 
@@ -38,17 +40,23 @@ def resolve_local(path_text: str, url: str, data_path_prefix: str | None) -> Pat
     )
 
 
-def publish_local(source: Path, destination: Path) -> None:
-    """Copy ``source`` to ``destination`` through a temp file beside it and a rename."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)``: a temp file beside it, fsync, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as temp_file, open(source, "rb") as source_file:
-            shutil.copyfileobj(source_file, temp_file, length=1024 * 1024)
+        with os.fdopen(handle, "wb") as temp_file:
+            write(temp_file)
             temp_file.flush()
             os.fsync(temp_file.fileno())
         os.chmod(temp_name, PUBLISHED_FILE_MODE)
-        os.replace(temp_name, destination)
+        os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def publish_local(source: Path, destination: Path) -> None:
+    """Copy ``source`` to ``destination`` atomically."""
+    with open(source, "rb") as source_file:
+        write_atomically(destination, lambda file: shutil.copyfileobj(source_file, file, length=1024 * 1024))

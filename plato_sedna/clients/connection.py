@@ -19,7 +19,6 @@ from plato_sedna.status import TrainerProgress
 
 LOGGER = logging.getLogger(__name__)
 
-JOB_DONE_EVENT = "plato_sedna_job_done"
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,7 @@ class TrainerSession:
         class SessionEvents(ComposableClientEvents):
             """Plato's client events, plus job completion and failure capture."""
 
+            # socket.io calls on_<event>: the aggregator's servers.sedna.JOB_DONE_EVENT
             async def on_plato_sedna_job_done(self, data):
                 session.stop_reason = (data or {}).get("stop_reason", "completed")
                 LOGGER.info("The aggregator completed the job (%s)", session.stop_reason)

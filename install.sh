@@ -42,6 +42,6 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install -e '.[dev]'
-[ -f demos/quickstart/prepare_data.py ] && .venv/bin/python demos/quickstart/prepare_data.py
+.venv/bin/python demos/quickstart/prepare_data.py  # the quickstart's digits images and indexes
 echo
 echo "Installed. Run the tests with:  .venv/bin/pytest"

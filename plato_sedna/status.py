@@ -426,6 +426,7 @@ class TrainerProgress:
         self.sample_count = 0
         self.metrics: dict[str, float] = {}
         self._last_report: object = None
+        self.aggregator_accuracy: float | None = None
 
     def round_reported(self, current_round: int, report: object) -> None:
         """Report ``running`` after the trainer sent ``report``, once per round."""
@@ -438,6 +439,13 @@ class TrainerProgress:
         self.sample_count = _count(getattr(report, "num_samples", 0))
         self.metrics = self._metrics(current_round, report)
         self._submit("running")
+
+    def aggregator_reported(self, accuracy: object) -> None:
+        """The global model's accuracy, as the aggregator (which tests it) last sent it."""
+        if isinstance(accuracy, int | float) and not isinstance(accuracy, bool) and math.isfinite(accuracy):
+            self.aggregator_accuracy = float(accuracy)
+            if not self.tests_every:
+                self.metrics = {"accuracy": self.aggregator_accuracy}
 
     def completed(self) -> None:
         """Report that the aggregator ended the job."""
@@ -453,7 +461,9 @@ class TrainerProgress:
             self.reporter.flush(timeout_s)
 
     def _metrics(self, current_round: int, report: object) -> dict[str, float]:
-        if not self.tests_every or current_round % self.tests_every:
+        if not self.tests_every:  # the aggregator tests: its latest global accuracy
+            return {} if self.aggregator_accuracy is None else {"accuracy": self.aggregator_accuracy}
+        if current_round % self.tests_every:
             return {}
         accuracy = getattr(report, "accuracy", None)
         tested = isinstance(accuracy, int | float) and not isinstance(accuracy, bool)

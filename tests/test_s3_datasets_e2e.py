@@ -44,7 +44,8 @@ def test_edge_datasets_in_s3(quickstart_job: Path, tmp_path: Path, digits_data: 
     assert summary["status"] == "succeeded" and summary["rounds"] == 2
     for trainer in ("trainer-1", "trainer-2"):
         log = (workdir / trainer / "worker.log").read_text()
-        assert "sednaDataResource: 575 training and 144 test samples" in log
+        assert "sednaDataResource: 575 training and 144 test samples" in log  # checked at start
+        assert "sednaDataResource: 719 training and 0 test samples" in log  # the aggregator tests
         assert ANY_SECRET_ACCESS_KEY not in log
         assert any((workdir / trainer / "runtime" / "cache").iterdir())
     assert ANY_SECRET_ACCESS_KEY not in result.stdout + result.stderr

@@ -504,7 +504,12 @@ def test_trainers_report_each_round_and_completion_of_a_real_job(
             info = body["ownerInfo"]
             assert info["sampleCount"] > 0
             assert TIME.match(info["updateTime"]) and TIME.match(info["startTime"])
-            [result] = body["results"]  # a trainer tests on its local data each round
+            # The aggregator tests the global model (TEST_DATASET_URL), so trainers report the
+            # global accuracy it sent them: none yet while round 1 trains.
+            if (body["status"], info["currentRound"]) == ("running", 1):
+                assert "results" not in body
+                continue
+            [result] = body["results"]
             assert (result["format"], result["url"]) == (
                 "pth",
                 str(workdir / "model" / "digits-lenet5.pth"),
@@ -524,3 +529,17 @@ def test_a_job_completes_with_its_lc_down(quickstart_job: Path, tmp_path: Path) 
         log = (workdir / key / "worker.log").read_text()
         assert log.count(f"LocalController at {lc.url} unreachable") == 1, log[-3000:]
         assert "Traceback" not in log
+
+
+def test_a_trainer_that_does_not_test_reports_the_aggregators_accuracy() -> None:
+    with FakeLocalController() as lc:
+        reporter = StatusReporter(lc.url, "trainworker-abcde", "default", "job", "train", model_url="/m/x.pth")
+        progress = TrainerProgress(reporter, tests_every=None)
+        progress.round_reported(1, plato_report(accuracy=0.0))  # nothing from the aggregator yet
+        progress.aggregator_reported(0.8)  # round 2's payload carries round 1's global accuracy
+        progress.round_reported(2, plato_report(accuracy=0.0))
+        progress.aggregator_reported(0.9)  # the job-done event carries the final one
+        progress.completed()
+        progress.close()
+        bodies = lc.bodies("trainworker-abcde")
+    assert [b.get("results", [{}])[0].get("metrics") for b in bodies] == [None, {"accuracy": 0.8}, {"accuracy": 0.9}]

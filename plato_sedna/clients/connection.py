@@ -58,12 +58,19 @@ class TrainerSession:
         class SessionEvents(ComposableClientEvents):
             """Plato's client events, plus job completion and failure capture."""
 
+            # socket.io calls on_<event>: the aggregator's servers.sedna.WELCOME_EVENT
+            async def on_plato_sedna_welcome(self, data):
+                if (data or {}).get("aggregator_tests"):
+                    session.leave_testing_to_the_aggregator()
+
             # socket.io calls on_<event>: the aggregator's servers.sedna.JOB_DONE_EVENT
             async def on_plato_sedna_job_done(self, data):
                 session.stop_reason = (data or {}).get("stop_reason", "completed")
+                session.progress.aggregator_reported((data or {}).get("accuracy"))
                 LOGGER.info("The aggregator completed the job (%s)", session.stop_reason)
 
             async def on_payload_to_arrive(self, data):
+                session.progress.aggregator_reported(data["response"].get("global_accuracy"))
                 await session.guard(super().on_payload_to_arrive(data))
 
             async def on_payload_done(self, data):
@@ -73,6 +80,19 @@ class TrainerSession:
                 await session.guard(super().on_payload(data))
 
         return SessionEvents(namespace="/", core=self.client._composable)
+
+    def leave_testing_to_the_aggregator(self) -> None:
+        """The aggregator tests the global model: train on all local data, skip local tests."""
+        from plato.config import Config
+
+        if not Config().clients.do_test:
+            return
+        LOGGER.info("The aggregator tests the global model; this trainer uses all its data for training")
+        Config().clients.do_test = False
+        self.progress.tests_every = None
+        context = self.client._composable.context
+        context.datasource = None  # reloaded without the held-out test split
+        self.client._load_data()
 
     async def guard(self, step) -> None:
         """Run a training step; a failure ends the session instead of hanging it."""

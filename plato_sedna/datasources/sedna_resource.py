@@ -141,6 +141,8 @@ class DataSource(base.DataSource):
         train = read_txt_index(train_index)
         if test_index is not None:
             return train, read_txt_index(test_index)
+        if runtime_config.sedna("role") == "trainer" and not runtime_config.setting("clients", "do_test", False):
+            return train, _empty_like(train)  # nobody tests on this trainer: keep every sample
         fraction = float(runtime_config.setting("data", "test_split", DEFAULT_TEST_SPLIT))
         seed = int(runtime_config.setting("data", "random_seed", DEFAULT_SEED))
         return split_held_out(train, fraction, seed)

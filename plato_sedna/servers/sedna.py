@@ -28,6 +28,9 @@ from plato_sedna.servers.trigger import AggregationTrigger, AggregationTriggerMi
 LOGGER = logging.getLogger(__name__)
 
 JOB_DONE_EVENT = "plato_sedna_job_done"
+# Sent to each trainer as it registers: its id, and whether the aggregator tests the
+# global model itself (then the trainer need not hold out a test split of its data).
+WELCOME_EVENT = "plato_sedna_welcome"
 FAILURE_EXIT_CODE = 1
 IN_FLIGHT_WAIT_S = 120.0
 JOB_DONE_FLUSH_S = 0.5
@@ -49,6 +52,7 @@ class SednaServerMixin:
         self.progress = JobProgress(rounds_planned=rounds_planned)
         LOGGER.info("Stop condition: %s", self.stop_condition.describe())
         self.model_url = runtime_config.sedna("model_url")
+        self.tests_global_model = bool(runtime_config.setting("server", "do_test", True))
         self.configured_per_round = None
         self.started_at = time.monotonic()
 
@@ -66,6 +70,9 @@ class SednaServerMixin:
             await self.sio.disconnect(sid)
             return
         rejoining = self._awaits_update_from(logical_id)
+        # Before Plato's registration, which may already start the round on this socket.
+        welcome = {"client_id": logical_id, "aggregator_tests": self.tests_global_model}
+        await self.sio.emit(WELCOME_EVENT, welcome, room=sid)
         LOGGER.info("Trainer %s is client #%d%s", identity, logical_id, " (rejoined)" if rejoining else "")
         await super().register_client(sid, logical_id, logical_id)
         if rejoining:
@@ -107,6 +114,12 @@ class SednaServerMixin:
                 client_id,
                 len(self.clients),
             )
+
+    def customize_server_response(self, server_response: dict, client_id) -> dict:
+        response = super().customize_server_response(server_response, client_id)
+        if self.tests_global_model and self.progress.history:
+            response["global_accuracy"] = self.progress.history[-1].accuracy  # for the trainer's reports
+        return response
 
     # Selecting trainers
 
@@ -188,7 +201,8 @@ class SednaServerMixin:
         LOGGER.info("Job finished after %d round(s): %s", self.current_round, self.progress.stop_reason)
         self._publish()
         await self._wait_for_trainers_in_flight()
-        await self.sio.emit(JOB_DONE_EVENT, {"stop_reason": self.progress.stop_reason})
+        done = {"stop_reason": self.progress.stop_reason, "accuracy": float(self.accuracy)}
+        await self.sio.emit(JOB_DONE_EVENT, done)
         await asyncio.sleep(JOB_DONE_FLUSH_S)  # let the event reach trainers before the sockets close
         await super()._close()
 

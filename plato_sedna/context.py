@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from plato_sedna.errors import ConfigError
@@ -16,6 +18,10 @@ DEFAULT_TRANSMITTER = "ws"
 # Set by `plato-sedna run` (not by Sedna): the manifests the local job came from.
 MANIFESTS_ENV = "PLATO_SEDNA_MANIFESTS"
 DEFAULT_CONNECT_TIMEOUT = 300.0
+# Where Kubernetes mounts a pod's service-account token, CA and namespace; the env
+# variable (not set by Sedna or Kubernetes) points tests at another folder.
+DEFAULT_SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICEACCOUNT_DIR_ENV = "PLATO_SEDNA_SERVICEACCOUNT_DIR"
 
 
 class _Rejected(ValueError):
@@ -338,3 +344,49 @@ class SednaContext:
         if self.job_name and self.namespace:
             return f"{self.job_name}-aggregation.{self.namespace}"
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeSettings:
+    """Where this process may find the Kubernetes API: in-cluster env and files, or a kubeconfig.
+
+    Attributes
+    ----------
+    service_host, service_port : str | None, int | None
+        ``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT``, which Kubernetes sets in pods.
+    serviceaccount_dir : Path (default: /var/run/secrets/kubernetes.io/serviceaccount)
+        The folder with ``token``, ``ca.crt`` and ``namespace``; ``PLATO_SEDNA_SERVICEACCOUNT_DIR``
+        overrides it.
+    kubeconfig : str | None
+        ``KUBECONFIG`` (one path or several joined by ``os.pathsep``), else ``~/.kube/config``.
+    """
+
+    service_host: str | None = None
+    service_port: int | None = None
+    serviceaccount_dir: Path = DEFAULT_SERVICEACCOUNT_DIR
+    kubeconfig: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> KubeSettings:
+        """Read the settings from ``environ``; empty values count as unset.
+
+        Raises
+        ------
+        ConfigError
+            When ``KUBERNETES_SERVICE_PORT`` is not a port number.
+        """
+        home = _set(environ, "HOME")
+        return cls(
+            service_host=_set(environ, "KUBERNETES_SERVICE_HOST"),
+            service_port=_optional(environ, "KUBERNETES_SERVICE_PORT", _port, "443"),
+            serviceaccount_dir=Path(
+                _set(environ, SERVICEACCOUNT_DIR_ENV) or DEFAULT_SERVICEACCOUNT_DIR
+            ),
+            kubeconfig=_set(environ, "KUBECONFIG")
+            or (str(Path(home) / ".kube" / "config") if home else None),
+        )
+
+
+def current_kube_settings() -> KubeSettings:
+    """The :class:`KubeSettings` of this process's environment."""
+    return KubeSettings.from_env(os.environ)

@@ -1,20 +1,50 @@
-"""Sedna Dataset/Model resources a running worker can see.
-
-In ``plato-sedna run`` the manifests' path reaches each worker in the ``[sedna]``
-table (``manifests``); in a cluster the Kubernetes API will be the source.
-Without either, there is no resource to read and callers fall back to the env.
-"""
+"""The Sedna resources a running worker can see: from the manifests, else the Kubernetes API."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from plato_sedna import runtime_config
+from plato_sedna.errors import ConfigError, ResourceError
+
+if TYPE_CHECKING:
+    from plato_sedna.kube import JobResource, KubeClient, PodResource
+    from plato_sedna.local.manifests import DatasetSpec, JobSpec, ModelSpec
+
+logger = logging.getLogger(__name__)
+
+# Resolution order of every function here: the manifests `plato-sedna run` passes in
+# the [sedna] table; else the Kubernetes API when the pod runs in a cluster; else None,
+# and callers use the environment Sedna injects. An API that refuses (no RBAC) or does
+# not answer costs one warning per process, never a crash.
+
+
+@dataclass(frozen=True)
+class _Pod:
+    """What this worker's [sedna] table says about where it runs."""
+
+    job_name: str | None
+    namespace: str | None
+    dataset_name: str | None
+    model_name: str | None
+
+
+def _pod() -> _Pod:
+    return _Pod(
+        job_name=runtime_config.sedna("job_name"),
+        namespace=runtime_config.sedna("namespace"),
+        dataset_name=runtime_config.sedna("dataset_name"),
+        model_name=runtime_config.sedna("model_name"),
+    )
 
 
 @cache
-def _job():
+def _manifest_job() -> JobSpec | None:
     manifests = runtime_config.sedna("manifests")
     if not manifests:
         return None
@@ -23,7 +53,146 @@ def _job():
     return load_job(Path(manifests), runtime_config.sedna("job_name"))
 
 
-def aggregation_model():
+class _Api:
+    """The Kubernetes API as this process sees it: connected once, each read made once."""
+
+    def __init__(self) -> None:
+        self._client: KubeClient | None = None
+        self._connected = False
+        self._down = False
+        self._warned = False
+        self._answers: dict[Hashable, Any] = {}
+
+    def client(self) -> KubeClient | None:
+        """The client, connected on first use; None outside a cluster or once the API is down."""
+        if not self._connected:
+            self._connected = True
+            self._client = self._connect()
+        return None if self._down else self._client
+
+    def read[T](self, key: Hashable, reader: Callable[[KubeClient], T]) -> T | None:
+        """``reader(client)``, remembered under ``key``; None when the API cannot tell."""
+        if key not in self._answers:
+            self._answers[key] = self._read(reader)
+        return self._answers[key]
+
+    def _read[T](self, reader: Callable[[KubeClient], T]) -> T | None:
+        from plato_sedna.kube import ApiUnavailable
+
+        client = self.client()
+        if client is None:
+            return None
+        try:
+            return reader(client)
+        except ApiUnavailable as error:
+            self._down = True  # later reads would wait for the same timeouts
+            self._fall_back(error)
+        except ResourceError as error:
+            self._fall_back(error)
+        return None
+
+    def _connect(self) -> KubeClient | None:
+        from plato_sedna import kube
+        from plato_sedna.context import current_kube_settings
+
+        try:
+            settings = current_kube_settings()
+        except ConfigError as error:
+            self._fall_back(error)
+            return None
+        return kube.connect(
+            settings.serviceaccount_dir,
+            settings.service_host,
+            settings.service_port,
+            settings.kubeconfig,
+        )
+
+    def _fall_back(self, error: Exception) -> None:
+        if self._warned:
+            logger.debug("%s; using the pod's environment", error)
+            return
+        self._warned = True
+        logger.warning("%s; going on with what the pod's environment says", error)
+
+
+_api = _Api()
+
+
+def reset() -> None:
+    """Forget every resource read and warning given, so the next call reads afresh."""
+    global _api
+    _manifest_job.cache_clear()
+    _api = _Api()
+
+
+def _namespace(pod: _Pod) -> str | None:
+    if pod.namespace:
+        return pod.namespace
+    client = _api.client()
+    return client.namespace if client is not None else None
+
+
+def _api_job(pod: _Pod) -> JobResource | None:
+    namespace = _namespace(pod)
+    if not pod.job_name or not namespace:
+        return None
+    job_name = pod.job_name
+    return _api.read(
+        ("FederatedLearningJob", namespace, job_name),
+        lambda client: client.get_job(namespace, job_name),
+    )
+
+
+def aggregation_model() -> ModelSpec | None:
     """The job's aggregation Model resource, or None when no source is available."""
-    job = _job()
-    return job.model if job is not None else None
+    job = _manifest_job()
+    if job is not None:
+        return job.model
+    pod = _pod()
+    if not pod.job_name:
+        return None
+    namespace = _namespace(pod)
+    api_job = None if pod.model_name else _api_job(pod)
+    name = pod.model_name or (api_job.model_name if api_job is not None else None)
+    if not namespace or not name:
+        return None
+    return _api.read(("Model", namespace, name), lambda client: client.get_model(namespace, name))
+
+
+def pod_dataset() -> DatasetSpec | None:
+    """This trainer's Dataset resource (``DATASET_NAME``), or None when none is available."""
+    pod = _pod()
+    if not pod.dataset_name:
+        return None
+    name = pod.dataset_name
+    job = _manifest_job()
+    if job is not None:
+        datasets = (trainer.dataset for trainer in job.trainers)
+        return next((dataset for dataset in datasets if dataset and dataset.name == name), None)
+    namespace = _namespace(pod)
+    if not pod.job_name or not namespace:
+        return None
+    return _api.read(
+        ("Dataset", namespace, name), lambda client: client.get_dataset(namespace, name)
+    )
+
+
+def participants_from_job() -> int | None:
+    """The job's number of training workers, or None when the job cannot be read."""
+    job = _manifest_job()
+    if job is not None:
+        return len(job.trainers)
+    api_job = _api_job(_pod())
+    return api_job.participants_count if api_job is not None else None
+
+
+def job_pods() -> tuple[PodResource, ...] | None:
+    """The job's pods from the Kubernetes API, or None outside a cluster or when refused."""
+    pod = _pod()
+    namespace = _namespace(pod)
+    if _manifest_job() is not None or not pod.job_name or not namespace:
+        return None
+    job_name = pod.job_name
+    return _api.read(
+        ("Pod", namespace, job_name), lambda client: client.list_job_pods(namespace, job_name)
+    )

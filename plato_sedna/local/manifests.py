@@ -129,7 +129,7 @@ class _Manifest:
     name: str
     namespace: str
     body: Mapping[str, Any]
-    file: Path
+    file: Path | str  # a manifest file, or where an API object came from
 
     @property
     def ref(self) -> str:
@@ -259,7 +259,7 @@ def _collect(path: Path) -> dict[tuple[str, str, str], _Manifest]:
     return found
 
 
-def _parse_document(document: Any, file: Path, number: int) -> _Manifest | None:
+def _parse_document(document: Any, file: Path | str, number: int) -> _Manifest | None:
     kind = document.get("kind") if isinstance(document, dict) else None
     if kind not in SEDNA_KINDS:
         logger.debug(
@@ -398,6 +398,41 @@ def _model(manifest: _Manifest) -> ModelSpec:
         format=manifest.get("spec.format", str, "set spec.format (pth, ckpt, pb, ...)"),
         annotations=manifest.annotations(),
     )
+
+
+def dataset_from_object(document: Mapping[str, Any], source: str) -> DatasetSpec:
+    """The Dataset record of one resource object, such as the Kubernetes API returns.
+
+    ``source`` says where the object came from, for error messages.
+
+    Raises
+    ------
+    ResourceError
+        The object is not a ``sedna.io/v1alpha1`` Dataset, or lacks a required field.
+    """
+    return _dataset(_single(document, "Dataset", source))
+
+
+def model_from_object(document: Mapping[str, Any], source: str) -> ModelSpec:
+    """The Model record of one resource object, such as the Kubernetes API returns.
+
+    ``source`` says where the object came from, for error messages.
+
+    Raises
+    ------
+    ResourceError
+        The object is not a ``sedna.io/v1alpha1`` Model, or lacks a required field.
+    """
+    return _model(_single(document, "Model", source))
+
+
+def _single(document: Mapping[str, Any], kind: str, source: str) -> _Manifest:
+    manifest = _parse_document(dict(document), source, 1)
+    if manifest is None or manifest.kind != kind:
+        raise ResourceError(
+            f"{source} answered a {document.get('kind')!r} where a {kind} was asked for"
+        )
+    return manifest
 
 
 def _worker(job: _Manifest, base: str, key: str, dataset: DatasetSpec | None) -> WorkerSpec:

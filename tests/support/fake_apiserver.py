@@ -14,13 +14,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import yaml
+
+from support.loopback import LoopbackServer
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "data" / "sedna-crds"
 SEDNA_API = "sedna.io/v1alpha1"
@@ -170,14 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # clients that give up (timeouts) or reject the certificate hang up mid-answer
-
-
-class FakeApiServer:
+class FakeApiServer(LoopbackServer):
     """Serves Sedna resources and pods over HTTPS on 127.0.0.1 until :meth:`stop`.
 
     Every request needs ``Authorization: Bearer <token>`` (else 401). Sedna objects are
@@ -206,14 +201,11 @@ class FakeApiServer:
         self._failures: list[int] = []
         self._version = 0
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), partial(_Handler, owner=self))
+        super().__init__(partial(_Handler, owner=self))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls.cert, tls.key)
         self._server.socket = context.wrap_socket(
             self._server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
     @property
@@ -221,26 +213,8 @@ class FakeApiServer:
         return "127.0.0.1"
 
     @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     # -- what it serves
 

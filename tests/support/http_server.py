@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
-from typing import Self
+
+from support.loopback import LoopbackServer
 
 CHUNK_BYTES = 64 * 1024
 
@@ -50,14 +51,7 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that hangs up mid-body (as the kill tests do) is not an error here
-
-
-class HttpServer:
+class HttpServer(LoopbackServer):
     """Serves the folder ``root`` on a free 127.0.0.1 port until :meth:`stop`.
 
     Attributes
@@ -78,10 +72,7 @@ class HttpServer:
         self._failures: list[int] = []
         self._lock = threading.Lock()
         handler = partial(_Handler, owner=self, directory=str(self.root))
-        self._server = _QuietServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(handler)
 
     @property
     def base_url(self) -> str:
@@ -90,20 +81,6 @@ class HttpServer:
 
     def url(self, relative: str) -> str:
         return f"{self.base_url}/{relative.lstrip('/')}"
-
-    def start(self) -> HttpServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     def fail_next(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` requests with ``status``."""

@@ -39,9 +39,3 @@ def sedna(key: str, default: Any = None) -> Any:
     """Return a key of the ``[sedna]`` table written by ``config.resolve_config``."""
     return setting("sedna", key, default)
 
-
-def model_parameters() -> dict[str, Any]:
-    """Return ``[parameters.model]`` as a plain dict (empty when absent)."""
-    parameters = _section("parameters")
-    model = getattr(parameters, "model", None) if parameters is not None else None
-    return dict(model._asdict()) if model is not None else {}

@@ -56,6 +56,15 @@ def _aggregator_address(args, context) -> tuple[tuple[str, ...], int]:
     return hosts, context.agg_port
 
 
+def _job_facts(context):
+    """The FederatedLearningJob's facts where this role uses them, else None (no API read)."""
+    if context.role == "aggregator" or (context.role == "trainer" and context.participants_count is None):
+        from plato_sedna import resources
+
+        return resources.job_facts(context)
+    return None
+
+
 def _start(args: argparse.Namespace) -> int:
     from plato_sedna import launch, preflight
     from plato_sedna.config import load_config_file, resolve_config, write_config
@@ -63,7 +72,7 @@ def _start(args: argparse.Namespace) -> int:
 
     context = SednaContext.from_env(os.environ)
     raw = load_config_file(args.config)
-    resolved = resolve_config(raw, context)
+    resolved = resolve_config(raw, context, _job_facts(context))
     base = str(resolved.get("general", {}).get("base_path", args.base))
     resolved_path = write_config(resolved, Path(base) / RESOLVED_CONFIG_NAME)
 

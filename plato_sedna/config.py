@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from plato.config import TomlConfigLoader
@@ -23,6 +23,9 @@ from plato_sedna.context import (
     SednaContext,
 )
 from plato_sedna.errors import ConfigError
+
+if TYPE_CHECKING:
+    from plato_sedna.resources import JobFacts
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,12 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
         "epsilon": "algorithm.epsilon",
         "aggregation_algorithm": "algorithm.type",
     }
+)
+
+# Env names whose key [server.stop_condition] may also set (from the file or the job):
+# where it does, the env value replaces it there too, so that the env always wins.
+STOP_CONDITION_MIRRORS: Mapping[str, str] = MappingProxyType(
+    {"rounds": "rounds", "target_accuracy": "target_accuracy"}
 )
 
 # algorithm.type -> further keys that must name the same type (as Sedna's own lib sets them).
@@ -254,6 +263,10 @@ def _apply_hyperparameters(config: MutableMapping[str, Any], context: SednaConte
     for env_name, dotted_key in HYPERPARAMETER_KEYS.items():
         if env_name in hyperparameters:
             _override(config, dotted_key, hyperparameters[env_name], env_name)
+    stop_condition = config["server"].get("stop_condition")
+    for env_name, key in STOP_CONDITION_MIRRORS.items():
+        if env_name in hyperparameters and isinstance(stop_condition, Mapping) and key in stop_condition:
+            _override(config, f"server.stop_condition.{key}", hyperparameters[env_name], env_name)
     algorithm = str(hyperparameters.get("aggregation_algorithm", ""))
     for dotted_key in ALGORITHM_COMPANION_KEYS.get(algorithm, ()):
         _override(config, dotted_key, algorithm, "aggregation_algorithm")
@@ -268,14 +281,32 @@ def _positive_int_key(clients: Mapping[str, Any], name: str) -> int | None:
     return value
 
 
-def _apply_participants(config: MutableMapping[str, Any], context: SednaContext) -> None:
+def _apply_job(config: MutableMapping[str, Any], job: JobFacts | None) -> None:
+    """The FederatedLearningJob's stop condition and trigger over the file's tables."""
+    if job is None:
+        return
+    for name, job_table in job.server_tables.items():
+        file_table = config["server"].get(name)
+        if file_table is not None and not isinstance(file_table, Mapping):
+            raise ConfigError(f"server.{name} in the Plato config is not a table; make it one")
+        config["server"][name] = {**(file_table or {}), **job_table}
+        logger.info("server.%s = %r (from %s)", name, dict(job_table), job.ref)
+
+
+def _apply_participants(
+    config: MutableMapping[str, Any], context: SednaContext, job: JobFacts | None
+) -> None:
     clients = config["clients"]
-    total_clients = context.participants_count or _positive_int_key(clients, "total_clients")
+    total_clients = (
+        context.participants_count
+        or (job.participants_count if job is not None else None)
+        or _positive_int_key(clients, "total_clients")
+    )
     if total_clients is None:
         raise ConfigError(
-            "PARTICIPANTS_COUNT is not set and the config has no clients.total_clients, "
-            "so the number of trainers is unknown; set PARTICIPANTS_COUNT in the pod env "
-            "or clients.total_clients in the config"
+            "PARTICIPANTS_COUNT is not set, the job's trainingWorkers cannot be read and the "
+            "config has no clients.total_clients, so the number of trainers is unknown; set "
+            "PARTICIPANTS_COUNT in the pod env or clients.total_clients in the config"
         )
     requested = _positive_int_key(clients, "per_round") or total_clients
     if requested > total_clients:
@@ -289,13 +320,15 @@ def _apply_participants(config: MutableMapping[str, Any], context: SednaContext)
     clients["per_round"] = min(requested, total_clients)
 
 
-def _apply_aggregator(config: MutableMapping[str, Any], context: SednaContext) -> None:
+def _apply_aggregator(
+    config: MutableMapping[str, Any], context: SednaContext, job: JobFacts | None
+) -> None:
     server, clients = config["server"], config["clients"]
     server["address"] = "0.0.0.0"
     server["port"] = context.agg_bind_port or server.get("port") or DEFAULT_AGG_PORT
     server["disable_clients"] = True
     clients["comm_simulation"] = False
-    _apply_participants(config, context)
+    _apply_participants(config, context, job)
     if context.test_dataset_url:
         server["do_test"] = True
     else:
@@ -304,7 +337,9 @@ def _apply_aggregator(config: MutableMapping[str, Any], context: SednaContext) -
         clients["do_test"] = True
 
 
-def _apply_trainer(config: MutableMapping[str, Any], context: SednaContext) -> None:
+def _apply_trainer(
+    config: MutableMapping[str, Any], context: SednaContext, job: JobFacts | None
+) -> None:
     host = context.aggregator_host
     if host is None:
         raise ConfigError(
@@ -315,7 +350,7 @@ def _apply_trainer(config: MutableMapping[str, Any], context: SednaContext) -> N
     server["address"] = host
     server["port"] = context.agg_port
     clients["comm_simulation"] = False
-    _apply_participants(config, context)
+    _apply_participants(config, context, job)
     clients["do_test"] = True
     if data.get("datasource") == "sednaDataResource":
         data["sampler"] = "all_inclusive"  # the pod's whole local set is its data
@@ -341,7 +376,7 @@ def _sedna_table(file_table: Any, context: SednaContext) -> dict[str, Any]:
     return {**defaults, **file_table, **from_env}
 
 
-def resolve_config(raw: Mapping, context: SednaContext) -> dict:
+def resolve_config(raw: Mapping, context: SednaContext, job: JobFacts | None = None) -> dict:
     """Turn a loaded Plato config into the one this process runs.
 
     Parameters
@@ -350,6 +385,10 @@ def resolve_config(raw: Mapping, context: SednaContext) -> dict:
         The config as :func:`load_config_file` returns it; left unchanged.
     context : SednaContext
         This pod's Sedna context: hyperparameter env, role, aggregator address.
+    job : JobFacts, optional
+        What the pod's FederatedLearningJob says (``resources.job_facts``): the trainer
+        count when ``PARTICIPANTS_COUNT`` is unset, and its stop condition and trigger,
+        which win over the file's tables (the env wins over both).
 
     Returns
     -------
@@ -364,10 +403,11 @@ def resolve_config(raw: Mapping, context: SednaContext) -> dict:
     """
     config = copy.deepcopy(dict(raw))
     _check_sections(config)
+    _apply_job(config, job)
     _apply_hyperparameters(config, context)
     role_overlay = _ROLE_OVERLAYS.get(context.role)
     if role_overlay is not None:
-        role_overlay(config, context)
+        role_overlay(config, context, job)
     config["sedna"] = _sedna_table(config.get("sedna"), context)
     return config
 

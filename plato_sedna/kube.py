@@ -14,6 +14,7 @@ from typing import Any
 
 from plato_sedna.context import DEFAULT_SERVICEACCOUNT_DIR
 from plato_sedna.errors import ResourceError
+from plato_sedna.job_conditions import PROPOSAL_FIELDS
 from plato_sedna.local.manifests import (
     DatasetSpec,
     ModelSpec,
@@ -72,6 +73,8 @@ class JobResource:
     transmitter: str = "ws"
     agg_data_path: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # spec.stopCondition / spec.aggregationTrigger, served by the extended CRD only
+    proposal_fields: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -508,6 +511,9 @@ def _job_record(body: Mapping[str, Any], source: str) -> JobResource:
         transmitter="s3" if isinstance(s3, Mapping) else "ws",
         agg_data_path=s3.get("aggDataPath") if isinstance(s3, Mapping) else None,
         annotations=MappingProxyType(dict(metadata.get("annotations") or {})),
+        proposal_fields=MappingProxyType(
+            {name: spec[name] for name in PROPOSAL_FIELDS if spec.get(name) is not None}
+        ),
     )
 
 

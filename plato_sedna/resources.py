@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from plato_sedna import runtime_config
 from plato_sedna.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
+    from plato_sedna.context import SednaContext
     from plato_sedna.kube import JobResource, KubeClient, PodResource
     from plato_sedna.local.manifests import DatasetSpec, JobSpec, ModelSpec
 
@@ -26,12 +28,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Pod:
-    """What this worker's [sedna] table says about where it runs."""
+    """Where this worker runs: from its [sedna] table, or its context before Plato starts."""
 
     job_name: str | None
     namespace: str | None
     dataset_name: str | None
     model_name: str | None
+    manifests: str | None
+
+    @classmethod
+    def of_context(cls, context: SednaContext) -> _Pod:
+        return cls(
+            context.job_name, context.namespace, context.dataset_name, context.model_name, context.manifests
+        )
 
 
 def _pod() -> _Pod:
@@ -40,17 +49,19 @@ def _pod() -> _Pod:
         namespace=runtime_config.sedna("namespace"),
         dataset_name=runtime_config.sedna("dataset_name"),
         model_name=runtime_config.sedna("model_name"),
+        manifests=runtime_config.sedna("manifests"),
     )
 
 
 @cache
-def _manifest_job() -> JobSpec | None:
-    manifests = runtime_config.sedna("manifests")
-    if not manifests:
-        return None
+def _load_manifest_job(manifests: str, job_name: str | None) -> JobSpec:
     from plato_sedna.local.manifests import load_job
 
-    return load_job(Path(manifests), runtime_config.sedna("job_name"))
+    return load_job(Path(manifests), job_name)
+
+
+def _manifest_job(pod: _Pod) -> JobSpec | None:
+    return _load_manifest_job(pod.manifests, pod.job_name) if pod.manifests else None
 
 
 class _Api:
@@ -121,7 +132,7 @@ _api = _Api()
 def reset() -> None:
     """Forget every resource read and warning given, so the next call reads afresh."""
     global _api
-    _manifest_job.cache_clear()
+    _load_manifest_job.cache_clear()
     _api = _Api()
 
 
@@ -145,10 +156,10 @@ def _api_job(pod: _Pod) -> JobResource | None:
 
 def aggregation_model() -> ModelSpec | None:
     """The job's aggregation Model resource, or None when no source is available."""
-    job = _manifest_job()
+    pod = _pod()
+    job = _manifest_job(pod)
     if job is not None:
         return job.model
-    pod = _pod()
     if not pod.job_name:
         return None
     namespace = _namespace(pod)
@@ -165,7 +176,7 @@ def pod_dataset() -> DatasetSpec | None:
     if not pod.dataset_name:
         return None
     name = pod.dataset_name
-    job = _manifest_job()
+    job = _manifest_job(pod)
     if job is not None:
         datasets = (trainer.dataset for trainer in job.trainers)
         return next((dataset for dataset in datasets if dataset and dataset.name == name), None)
@@ -179,18 +190,54 @@ def pod_dataset() -> DatasetSpec | None:
 
 def participants_from_job() -> int | None:
     """The job's number of training workers, or None when the job cannot be read."""
-    job = _manifest_job()
-    if job is not None:
-        return len(job.trainers)
-    api_job = _api_job(_pod())
-    return api_job.participants_count if api_job is not None else None
+    facts = _job_facts(_pod())
+    return facts.participants_count if facts is not None else None
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What the FederatedLearningJob itself says that the pod's env may not.
+
+    participants_count : int
+        The number of ``trainingWorkers``.
+    server_tables : Mapping[str, Mapping]
+        ``stop_condition`` / ``aggregation_trigger`` tables from the job's
+        ``stopCondition`` / ``aggregationTrigger`` (extended CRD or annotations).
+    """
+
+    ref: str
+    participants_count: int
+    server_tables: Mapping[str, Mapping[str, Any]]
+
+
+def _job_facts(pod: _Pod) -> JobFacts | None:
+    from plato_sedna.job_conditions import server_tables
+
+    job = _manifest_job(pod) or _api_job(pod)
+    if job is None:
+        return None
+    tables = server_tables(job.ref, job.proposal_fields, job.annotations)
+    return JobFacts(job.ref, job.participants_count, MappingProxyType(tables))
+
+
+def job_facts(context: SednaContext) -> JobFacts | None:
+    """The pod's FederatedLearningJob facts, read before Plato's config exists.
+
+    From the manifests ``plato-sedna run`` passes, else the Kubernetes API, else None.
+
+    Raises
+    ------
+    ConfigError
+        When the job's stopCondition or aggregationTrigger is malformed.
+    """
+    return _job_facts(_Pod.of_context(context))
 
 
 def job_pods() -> tuple[PodResource, ...] | None:
     """The job's pods from the Kubernetes API, or None outside a cluster or when refused."""
     pod = _pod()
     namespace = _namespace(pod)
-    if _manifest_job() is not None or not pod.job_name or not namespace:
+    if _manifest_job(pod) is not None or not pod.job_name or not namespace:
         return None
     job_name = pod.job_name
     return _api.read(

@@ -284,7 +284,7 @@ def test_without_participants_count_the_file_total_is_kept() -> None:
 def test_without_any_trainer_count_the_aggregator_refuses() -> None:
     raw = load_config_file(CONFIGS / "fedavg.toml")
     del raw["clients"]["total_clients"]
-    with pytest.raises(ConfigError, match="PARTICIPANTS_COUNT is not set .*total_clients"):
+    with pytest.raises(ConfigError, match="PARTICIPANTS_COUNT is not set, the job.s trainingWorkers .*total_clients"):
         resolve_config(raw, SednaContext.from_env({"AGG_BIND_PORT": "7363"}))
 
 

@@ -49,3 +49,68 @@ def test_unknown_stop_operator_fails_at_start(quickstart_job: Path, tmp_path: Pa
     assert result.returncode != 0
     log = (tmp_path / "run" / "aggregator" / "worker.log").read_text()
     assert "plato: error: stop_operator='xor'" in log and "Traceback" not in log
+
+
+JOB_METADATA = "metadata:\n  name: digits-fedavg\nspec:\n"
+
+
+def with_job_fields(job_yaml: Path, annotations: dict[str, str] | None = None, spec: str = "") -> None:
+    """Annotate the FederatedLearningJob and/or add extended-CRD spec fields; drop the env's rounds."""
+    text = job_yaml.read_text()
+    assert JOB_METADATA in text and AGGREGATOR_ENV in text
+    metadata = "metadata:\n  name: digits-fedavg\n"
+    if annotations:
+        metadata += "  annotations:\n" + "".join(f"    {key}: '{value}'\n" for key, value in annotations.items())
+    text = text.replace(JOB_METADATA, metadata + "spec:\n" + spec).replace("\n" + AGGREGATOR_ENV, "")
+    job_yaml.write_text(text)
+
+
+def _finished(workdir: Path, result) -> dict:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((workdir / "summary.json").read_text())
+
+
+def test_stop_condition_from_the_jobs_annotation(quickstart_job: Path, tmp_path: Path) -> None:
+    stop = '{"operator": "or", "conditions": [{"metric": "rounds", "operator": ">=", "threshold": 2}]}'
+    with_job_fields(quickstart_job, {"plato.sedna.io/stop-condition": stop})
+    workdir = tmp_path / "run"
+
+    summary = _finished(workdir, run_job(quickstart_job, workdir))
+
+    assert (summary["rounds"], summary["stop_reason"]) == (2, "rounds")
+    log = (workdir / "aggregator" / "worker.log").read_text()
+    assert "Stop condition: round >= 2 (at most 2 rounds)" in log
+
+
+EXTENDED_SPEC = """  stopCondition:
+    operator: and
+    conditions:
+      - {metric: rounds, operator: ">=", threshold: 2}
+      - {metric: targetAccuracy, operator: ">=", threshold: 0.01}
+  aggregationTrigger:
+    condition: {metric: num_of_ready_clients, operator: ">=", threshold: 2}
+    timeoutSeconds: 120
+"""
+
+
+def test_stop_condition_and_trigger_from_the_extended_crds_spec(quickstart_job: Path, tmp_path: Path) -> None:
+    with_job_fields(quickstart_job, spec=EXTENDED_SPEC)
+    workdir = tmp_path / "run"
+
+    summary = _finished(workdir, run_job(quickstart_job, workdir))
+
+    assert (summary["rounds"], summary["stop_reason"]) == (2, "rounds and target_accuracy")
+    resolved = (workdir / "aggregator" / "runtime" / "config.resolved.toml").read_text()
+    assert "min_clients = 2" in resolved and "timeout_s = 120.0" in resolved
+
+
+def test_unknown_metric_in_the_job_fails_at_start(quickstart_job: Path, tmp_path: Path) -> None:
+    stop = '{"conditions": [{"metric": "f1", "threshold": 0.9}]}'
+    with_job_fields(quickstart_job, {"plato.sedna.io/stop-condition": stop})
+
+    result = run_job(quickstart_job, tmp_path / "run")
+
+    assert result.returncode != 0
+    log = (tmp_path / "run" / "aggregator" / "worker.log").read_text()
+    assert "plato: error: FederatedLearningJob default/digits-fedavg: annotation plato.sedna.io/stop-condition.conditions[0].metric is 'f1'" in log
+    assert "Traceback" not in log

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from plato_sedna.errors import ResourceError
+from plato_sedna.job_conditions import PROPOSAL_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class JobSpec:
     transmitter: str
     agg_data_path: str | None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # spec.stopCondition / spec.aggregationTrigger where set (the extended CRD's fields)
+    proposal_fields: Mapping[str, Any] = field(default_factory=dict)
     # The file or folder given to load_job: what workers re-read to see the resources.
     manifests_path: Path | None = None
 
@@ -114,6 +117,11 @@ class JobSpec:
     def ref(self) -> str:
         """The job as ``FederatedLearningJob namespace/name``."""
         return f"FederatedLearningJob {self.namespace}/{self.name}"
+
+    @property
+    def participants_count(self) -> int:
+        """The number of training workers (what Sedna injects as ``PARTICIPANTS_COUNT``)."""
+        return len(self.trainers)
 
     @property
     def workers(self) -> tuple[WorkerSpec, ...]:
@@ -342,7 +350,14 @@ def _build_job(job: _Manifest, manifests: _Index, source: Path) -> JobSpec:
         transmitter=transmitter,
         agg_data_path=agg_data_path,
         annotations=job.annotations(),
+        proposal_fields=_proposal_fields(job),
     )
+
+
+def _proposal_fields(job: _Manifest) -> Mapping[str, Any]:
+    fix = "write it as a mapping (see docs/annotations.md)"
+    found = {name: job.get(f"spec.{name}", dict, fix, required=False) for name in PROPOSAL_FIELDS}
+    return MappingProxyType({name: value for name, value in found.items() if value is not None})
 
 
 def _reference(

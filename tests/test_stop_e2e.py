@@ -79,7 +79,7 @@ def test_stop_condition_from_the_jobs_annotation(quickstart_job: Path, tmp_path:
 
     assert (summary["rounds"], summary["stop_reason"]) == (2, "rounds")
     log = (workdir / "aggregator" / "worker.log").read_text()
-    assert "Stop condition: round >= 2 (at most 2 rounds)" in log
+    assert "Stop condition: round >= 2 or accuracy >= 0.97 (at most 2 rounds)" in log
 
 
 EXTENDED_SPEC = """  stopCondition:

@@ -469,7 +469,7 @@ def _rbac_fix(target: _Target) -> str:
     return (
         f"grant the pod's service account '{target.verb}' on {resource} in namespace "
         f'{target.namespace} (a Role rule apiGroups: ["{group}"], resources: ["{plural}"], '
-        f'verbs: ["{target.verb}"], bound by a RoleBinding)'
+        f'verbs: ["{target.verb}"], bound by a RoleBinding; deploy/rbac.yaml has them all)'
     )
 
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import yaml
 
+from support.json_patch import apply_patch
 from support.loopback import LoopbackServer
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "data" / "sedna-crds"
@@ -44,16 +45,40 @@ class Crd:
 
 
 @cache
-def sedna_crds(crd_dir: Path = CRD_DIR) -> dict[str, Crd]:
-    """The CRDs in ``crd_dir`` by plural (``datasets``, ``models``, ``federatedlearningjobs``)."""
-    crds = {}
+def crd_documents(crd_dir: Path = CRD_DIR) -> dict[str, dict]:
+    """The CRD documents in ``crd_dir`` by plural (``datasets``, ``models``, ``federatedlearningjobs``)."""
+    documents = {}
     for file in sorted(crd_dir.glob("*.yaml")):
         with open(file, encoding="utf-8") as stream:
             document = next(doc for doc in yaml.load_all(stream, Loader=yaml.CSafeLoader) if doc)
+        documents[document["spec"]["names"]["plural"]] = document
+    return documents
+
+
+def sedna_crds(crd_dir: Path = CRD_DIR, patches: Mapping[str, list] | None = None) -> dict[str, Crd]:
+    """The CRDs by plural, each upgraded by its JSON patch in ``patches`` where given."""
+    crds = {}
+    for plural, document in crd_documents(crd_dir).items():
+        if patches and plural in patches:
+            document = apply_patch(document, patches[plural])
         names = document["spec"]["names"]
         schema = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        crds[names["plural"]] = Crd(names["kind"], names["plural"], schema)
+        crds[plural] = Crd(names["kind"], plural, schema)
     return crds
+
+
+def prune(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value`` without the fields its structural schema does not declare, as the apiserver stores it."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return value
+    if isinstance(value, dict) and "properties" in schema:
+        properties = schema["properties"]
+        return {key: prune(item, properties[key]) for key, item in value.items() if key in properties}
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), Mapping):
+        return {key: prune(item, schema["additionalProperties"]) for key, item in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [prune(item, schema["items"]) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -190,12 +215,15 @@ class FakeApiServer(LoopbackServer):
         Seconds to wait before each answer (a slow API server).
     """
 
-    def __init__(self, tls: TlsFiles, token: str, crd_dir: Path = CRD_DIR) -> None:
+    def __init__(
+        self, tls: TlsFiles, token: str, crd_dir: Path = CRD_DIR, crd_patches: Mapping[str, list] | None = None
+    ) -> None:
         self.tls = tls
         self.token = token
         self.delay_s = 0.0
         self.requests: list[str] = []
-        self._crds = sedna_crds(crd_dir)
+        self._crds = sedna_crds(crd_dir, crd_patches)
+        self._rules: list[Mapping[str, Any]] | None = None
         self._objects: dict[tuple[str, str, str], dict] = {}
         self._denied: set[str] = set()
         self._failures: list[int] = []
@@ -231,7 +259,9 @@ class FakeApiServer(LoopbackServer):
             metadata["resourceVersion"] = str(self._version)
         metadata.setdefault("creationTimestamp", "2025-01-01T00:00:00Z")
         if plural != "pods":
-            jsonschema.Draft4Validator(self._crds[plural].schema).validate(served)
+            schema = self._crds[plural].schema
+            jsonschema.Draft4Validator(schema).validate(served)
+            served["spec"] = prune(served["spec"], schema["properties"]["spec"])
         with self._lock:
             self._objects[(plural, metadata["namespace"], metadata["name"])] = served
         return served
@@ -257,6 +287,18 @@ class FakeApiServer(LoopbackServer):
     def deny(self, *plurals: str) -> None:
         """Answer 403 for these resources, as when the service account lacks an RBAC rule."""
         self._denied.update(plurals)
+
+    def enforce_role(self, rules: list[Mapping[str, Any]]) -> None:
+        """Authorise requests by these RBAC Role rules only (apiGroups, resources, verbs); 403 otherwise."""
+        self._rules = [dict(rule) for rule in rules]
+
+    def _allowed(self, verb: str, group: str, plural: str) -> bool:
+        if self._rules is None:
+            return True
+        return any(
+            group in rule.get("apiGroups", ()) and plural in rule.get("resources", ()) and verb in rule.get("verbs", ())
+            for rule in self._rules
+        )
 
     def fail_next(self, count: int, code: int = 503) -> None:
         """Answer the next ``count`` authorised requests with ``code``."""
@@ -302,7 +344,7 @@ class FakeApiServer(LoopbackServer):
             return 404, status(404, "NotFound", "the server could not find the requested resource", {})
         namespace, plural, name = match["ns"], match["plural"], match["name"]
         group = "" if plural == "pods" else "sedna.io"
-        if plural in self._denied:
+        if plural in self._denied or not self._allowed("list" if name is None else "get", group, plural):
             return 403, _forbidden(namespace, plural, group, name)
         if name is None:
             selector = parse_qs(url.query).get("labelSelector", [""])[0]

@@ -39,3 +39,10 @@ def sedna(key: str, default: Any = None) -> Any:
     """Return a key of the ``[sedna]`` table written by ``config.resolve_config``."""
     return setting("sedna", key, default)
 
+
+
+def plato_path(name: str) -> str:
+    """One of the folders Plato derives from its base path, e.g. ``checkpoint_path``."""
+    from plato.config import Config
+
+    return Config().params[name]

@@ -56,3 +56,23 @@ def test_model_url_forms(tmp_path: Path) -> None:
     assert publish.model_path(f"file://{tmp_path}/x.pth") == tmp_path / "x.pth"
     with pytest.raises(ResourceError, match="remote"):
         publish.model_path("s3://bucket/model.pth")
+
+
+def test_the_roster_is_restored_for_the_same_job_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "checkpoints" / "trainer_ids.json"
+    roster = TrainerRoster(capacity=3)
+    roster.assign("digits-edge2")
+    roster.assign("digits-edge1")
+    roster.save(path, "digits-fedavg")
+
+    restored = TrainerRoster.restore(path, 3, "digits-fedavg")
+    # rejoining in the other order, each trainer gets the id it had
+    assert restored.assign("digits-edge1") == 2 and restored.assign("digits-edge2") == 1
+    assert TrainerRoster.restore(path, 3, "another-job").ids_by_identity == {}
+    assert TrainerRoster.restore(path, 1, "digits-fedavg").ids_by_identity == {"digits-edge2": 1}
+    assert TrainerRoster.restore(tmp_path / "none.json", 3, "digits-fedavg").ids_by_identity == {}
+    assert [p.name for p in path.parent.iterdir()] == ["trainer_ids.json"]  # no temporary file left
+
+    path.write_text("{not json")
+    assert TrainerRoster.restore(path, 3, "digits-fedavg").ids_by_identity == {}
+    assert "cannot be read" in caplog.text

@@ -61,14 +61,11 @@ def test_a_trainer_leaving_does_not_stop_the_job_and_rejoins(tmp_path: Path, dig
     env = aggregator_env(port, 2, tmp_path / "out" / "model.pth", digits_data / "test.txt", rounds="4", target_accuracy="1.0")
     aggregator = start_plato(CONFIG, tmp_path / "aggregator", env)
 
-    def trainer(number: int, folder: str):
-        return start_plato(
-            CONFIG,
-            tmp_path / folder,
-            trainer_env(port, 2, f"digits-edge{number}", digits_data / f"edge{number}.txt", epochs="3"),
-        )
+    def trainer(number: int, folder: str, worker_name: str):
+        env = trainer_env(port, 2, f"digits-edge{number}", digits_data / f"edge{number}.txt", epochs="3")
+        return start_plato(CONFIG, tmp_path / folder, env | {"WORKER_NAME": worker_name})
 
-    first, second = trainer(1, "trainer-1"), trainer(2, "trainer-2")
+    first, second = trainer(1, "trainer-1", "trainworker-a1b2c"), trainer(2, "trainer-2", "trainworker-d3e4f")
     restarted = None
     try:
         wait_for_text(tmp_path / "trainer-2" / "worker.log", "Started training epoch 1", 120, second)
@@ -77,7 +74,8 @@ def test_a_trainer_leaving_does_not_stop_the_job_and_rejoins(tmp_path: Path, dig
         wait_for_text(tmp_path / "aggregator" / "worker.log", "disconnected; 1 trainer(s) connected", 30, aggregator)
         time.sleep(1)
         assert aggregator.poll() is None, "the aggregator must survive a trainer leaving"
-        restarted = trainer(2, "trainer-2-restarted")  # the pod restarts, same Dataset
+        # the pod is rescheduled: a new random WORKER_NAME, the same Dataset
+        restarted = trainer(2, "trainer-2-restarted", "trainworker-x9y8z")
         assert aggregator.wait(EXIT_TIMEOUT_S) == 0
         assert first.wait(60) == 0 and restarted.wait(60) == 0
     finally:
@@ -86,6 +84,38 @@ def test_a_trainer_leaving_does_not_stop_the_job_and_rejoins(tmp_path: Path, dig
     first_id = re.search(r"Trainer digits-edge2 is client #(\d)\n", aggregator_log).group(1)
     assert f"Trainer digits-edge2 is client #{first_id} (rejoined)" in aggregator_log
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["rounds"] == 4
+
+
+def _run_two_trainers(tmp_path: Path, digits_data: Path, first: str, second: str) -> str:
+    """One round with trainer ``first`` joining before ``second``; the aggregator's log."""
+    port = free_port()
+    env = aggregator_env(port, 2, tmp_path / "out" / "model.pth", digits_data / "test.txt", rounds="1")
+    aggregator = start_plato(CONFIG, tmp_path / "aggregator", env)
+    log = tmp_path / "aggregator" / "worker.log"
+    started = []
+    try:
+        for dataset in (first, second):
+            env = trainer_env(port, 2, dataset, digits_data / f"{dataset.removeprefix('digits-')}.txt")
+            started.append(start_plato(CONFIG, tmp_path / f"{dataset}-{len(started)}", env))
+            wait_for_text(log, f"Trainer {dataset} is client #", 120, aggregator)
+        assert aggregator.wait(EXIT_TIMEOUT_S) == 0
+        assert all(trainer.wait(60) == 0 for trainer in started)
+    finally:
+        stop(aggregator, *started)
+    return log.read_text()
+
+
+def test_a_restarted_aggregator_gives_each_trainer_its_recorded_id(tmp_path: Path, digits_data: Path) -> None:
+    first_log = _run_two_trainers(tmp_path, digits_data, "digits-edge1", "digits-edge2")
+    ids = dict(re.findall(r"Trainer (digits-edge\d) is client #(\d)", first_log))
+    assert ids == {"digits-edge1": "1", "digits-edge2": "2"}
+    recorded = json.loads((tmp_path / "aggregator" / "runtime" / "checkpoints" / "trainer_ids.json").read_text())
+    assert recorded == {"job": "digits", "ids": {"digits-edge1": 1, "digits-edge2": 2}}
+
+    # the aggregator restarts on the same volume; the trainers rejoin in the other order
+    second_log = _run_two_trainers(tmp_path, digits_data, "digits-edge2", "digits-edge1")
+    assert "Restored the ids of 2 trainer(s)" in second_log
+    assert dict(re.findall(r"Trainer (digits-edge\d) is client #(\d)", second_log)) == ids
 
 
 def test_trainers_fail_when_the_aggregator_dies(tmp_path: Path, digits_data: Path) -> None:

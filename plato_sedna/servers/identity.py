@@ -1,8 +1,21 @@
-"""Logical client ids for trainers, keyed by their stable names rather than PIDs."""
+"""Logical client ids for trainers, keyed by their stable names rather than PIDs.
+
+The aggregator records the ids beside its checkpoints (``trainer_ids.json``), so a
+restarted aggregator gives every trainer the id it had, whatever order they rejoin in.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from plato_sedna.storage.local import write_atomically
+
+LOGGER = logging.getLogger(__name__)
+
+ROSTER_FILE_NAME = "trainer_ids.json"
 
 
 @dataclass
@@ -35,3 +48,30 @@ class TrainerRoster:
     def identity_of(self, client_id: int) -> str | None:
         """The identity holding ``client_id``, if any."""
         return next((name for name, cid in self.ids_by_identity.items() if cid == client_id), None)
+
+    def save(self, path: Path, job: str | None) -> None:
+        """Record the ids for ``job`` in ``path``, atomically."""
+        record = {"job": job, "ids": dict(sorted(self.ids_by_identity.items()))}
+        text = json.dumps(record, indent=2).encode()
+        write_atomically(path, lambda file: file.write(text))
+
+    @classmethod
+    def restore(cls, path: Path, capacity: int, job: str | None) -> TrainerRoster:
+        """The roster recorded in ``path`` for ``job``; a fresh one when there is none to use."""
+        roster = cls(capacity)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return roster
+        except (OSError, ValueError) as error:
+            LOGGER.warning("Trainer ids in %s cannot be read (%s); assigning them afresh", path, error)
+            return roster
+        ids = record.get("ids") if isinstance(record, dict) else None
+        if not isinstance(ids, dict) or record.get("job") != job:
+            LOGGER.info("Trainer ids in %s are not this job's; assigning them afresh", path)
+            return roster
+        for identity, client_id in ids.items():
+            if isinstance(client_id, int) and 1 <= client_id <= capacity and client_id not in roster.ids_by_identity.values():
+                roster.ids_by_identity[str(identity)] = client_id
+        LOGGER.info("Restored the ids of %d trainer(s) from %s", len(roster.ids_by_identity), path)
+        return roster

@@ -17,10 +17,11 @@ import logging
 import os
 import time
 from functools import cache
+from pathlib import Path
 
 from plato_sedna import runtime_config
 from plato_sedna.models import publish
-from plato_sedna.servers.identity import TrainerRoster
+from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
 from plato_sedna.servers.progress import JobProgress, RoundRecord
 from plato_sedna.servers.stop import RoundState, stop_condition_from
 from plato_sedna.servers.trigger import AggregationTrigger, AggregationTriggerMixin
@@ -41,7 +42,11 @@ class SednaServerMixin:
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.roster = TrainerRoster(capacity=int(runtime_config.setting("clients", "total_clients")))
+        self.job_name = runtime_config.sedna("job_name")
+        self.roster_path = Path(runtime_config.plato_path("checkpoint_path")) / ROSTER_FILE_NAME
+        self.roster = TrainerRoster.restore(
+            self.roster_path, int(runtime_config.setting("clients", "total_clients")), self.job_name
+        )
         self.stop_condition = stop_condition_from(
             runtime_config.table("server", "stop_condition"),
             runtime_config.setting("trainer", "rounds"),
@@ -60,6 +65,7 @@ class SednaServerMixin:
 
     async def register_client(self, sid, client_process_id, client_id):
         identity = self._identity(sid, client_process_id)
+        known = identity in self.roster.ids_by_identity
         logical_id = self.roster.assign(identity, client_id or None)
         if logical_id is None:
             LOGGER.warning(
@@ -69,6 +75,8 @@ class SednaServerMixin:
             )
             await self.sio.disconnect(sid)
             return
+        if not known:
+            self.roster.save(self.roster_path, self.job_name)
         rejoining = self._awaits_update_from(logical_id)
         # Before Plato's registration, which may already start the round on this socket.
         welcome = {"client_id": logical_id, "aggregator_tests": self.tests_global_model}
@@ -173,6 +181,10 @@ class SednaServerMixin:
         self.progress.history.append(record)
         self._publish()
         self.progress.announce(record)
+
+    def save_to_checkpoint(self) -> None:
+        super().save_to_checkpoint()
+        self.roster.save(self.roster_path, self.job_name)
 
     async def wrap_up(self) -> None:
         """Checkpoint, then stop when the job's stop condition says so (replaces Plato's check)."""

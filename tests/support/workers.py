@@ -34,17 +34,18 @@ def aggregator_env(port: int, participants: int, model_url: Path, test_url: Path
 
 
 def trainer_env(port: int, participants: int, dataset: str, train_url: Path, **extra: str):
-    return clean_env(
-        AGG_IP="127.0.0.1",
-        AGG_PORT=str(port),
-        PARTICIPANTS_COUNT=str(participants),
-        JOB_NAME="digits",
-        NAMESPACE="default",
-        WORKER_NAME=f"trainworker-{dataset[-5:]}",
-        DATASET_NAME=dataset,
-        TRAIN_DATASET_URL=str(train_url),
-        **extra,
-    )
+    """A trainer's env; ``extra`` adds variables or replaces these (e.g. a new WORKER_NAME)."""
+    variables = {
+        "AGG_IP": "127.0.0.1",
+        "AGG_PORT": str(port),
+        "PARTICIPANTS_COUNT": str(participants),
+        "JOB_NAME": "digits",
+        "NAMESPACE": "default",
+        "WORKER_NAME": f"trainworker-{dataset[-5:]}",
+        "DATASET_NAME": dataset,
+        "TRAIN_DATASET_URL": str(train_url),
+    }
+    return clean_env(**(variables | extra))
 
 
 def wait_for_text(log: Path, text: str, timeout_s: float, process: subprocess.Popen | None = None) -> None:

@@ -376,6 +376,14 @@ def _sedna_table(file_table: Any, context: SednaContext) -> dict[str, Any]:
     return {**defaults, **file_table, **from_env}
 
 
+def _job_transmitter(sedna: dict[str, Any], context: SednaContext, job: JobFacts | None) -> None:
+    """The job's s3 transmitter where the pod's env names none (Sedna injects it in pods)."""
+    if job is None or job.transmitter != "s3" or context.transmitter != DEFAULT_TRANSMITTER:
+        return
+    sedna["transmitter"] = "s3"
+    sedna["agg_data_path"] = context.agg_data_path or job.agg_data_path
+
+
 def resolve_config(raw: Mapping, context: SednaContext, job: JobFacts | None = None) -> dict:
     """Turn a loaded Plato config into the one this process runs.
 
@@ -409,6 +417,7 @@ def resolve_config(raw: Mapping, context: SednaContext, job: JobFacts | None = N
     if role_overlay is not None:
         role_overlay(config, context, job)
     config["sedna"] = _sedna_table(config.get("sedna"), context)
+    _job_transmitter(config["sedna"], context, job)
     return config
 
 

@@ -203,11 +203,15 @@ class JobFacts:
     server_tables : Mapping[str, Mapping]
         ``stop_condition`` / ``aggregation_trigger`` tables from the job's
         ``stopCondition`` / ``aggregationTrigger`` (extended CRD or annotations).
+    transmitter, agg_data_path : str, str | None
+        ``spec.transmitter``: "s3" with its ``aggDataPath``, or "ws".
     """
 
     ref: str
     participants_count: int
     server_tables: Mapping[str, Mapping[str, Any]]
+    transmitter: str = "ws"
+    agg_data_path: str | None = None
 
 
 def _job_facts(pod: _Pod) -> JobFacts | None:
@@ -217,7 +221,9 @@ def _job_facts(pod: _Pod) -> JobFacts | None:
     if job is None:
         return None
     tables = server_tables(job.ref, job.proposal_fields, job.annotations)
-    return JobFacts(job.ref, job.participants_count, MappingProxyType(tables))
+    return JobFacts(
+        job.ref, job.participants_count, MappingProxyType(tables), job.transmitter, job.agg_data_path
+    )
 
 
 def job_facts(context: SednaContext) -> JobFacts | None:

@@ -109,3 +109,15 @@ def test_the_job_wins_over_the_file_and_the_env_over_both() -> None:
     assert config["trainer"]["rounds"] == 6
     assert config["clients"]["total_clients"] == 3  # from the job's trainingWorkers
     assert raw["server"]["stop_condition"]["rounds"] == 50  # the loaded config is left alone
+
+
+def test_the_jobs_s3_transmitter_applies_where_the_env_names_none() -> None:
+    raw = load_config_file(CONFIGS / "fedavg.toml")
+    job = JobFacts(JOB, 2, {}, transmitter="s3", agg_data_path="s3://sedna/fl/aggregation_data")
+
+    config = resolve_config(raw, SednaContext.from_env(AGGREGATOR_ENV), job)
+    assert (config["sedna"]["transmitter"], config["sedna"]["agg_data_path"]) == ("s3", "s3://sedna/fl/aggregation_data")
+
+    env = {**AGGREGATOR_ENV, "TRANSMITTER": "s3", "AGG_DATA_PATH": "s3://other/prefix"}
+    assert resolve_config(raw, SednaContext.from_env(env), job)["sedna"]["agg_data_path"] == "s3://other/prefix"
+    assert resolve_config(raw, SednaContext.from_env(AGGREGATOR_ENV), _job())["sedna"]["transmitter"] == "ws"

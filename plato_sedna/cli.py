@@ -20,7 +20,9 @@ def _plato_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-i", "--id", type=int, help="client id (a trainer's preferred id)")
     parser.add_argument("-p", "--port", type=int, help="port of an edge server (Plato cross-silo)")
-    parser.add_argument("-c", "--config", default="./config.toml", help="Plato config, TOML or YAML")
+    parser.add_argument(
+        "-c", "--config", default="./config.toml", help="Plato config, TOML or YAML: a path, s3:// or http(s):// URL"
+    )
     parser.add_argument("-b", "--base", default="./runtime", help="base path for data, models, results")
     parser.add_argument("-s", "--server", help="aggregator host:port (overrides AGG_IP/AGG_PORT)")
     parser.add_argument("-u", "--cpu", action="store_true", help="use the CPU")
@@ -68,10 +70,11 @@ def _job_facts(context):
 def _start(args: argparse.Namespace) -> int:
     from plato_sedna import launch, preflight
     from plato_sedna.config import load_config_file, resolve_config, write_config
+    from plato_sedna.config_source import local_config
     from plato_sedna.context import SednaContext
 
     context = SednaContext.from_env(os.environ)
-    raw = load_config_file(args.config)
+    raw = load_config_file(local_config(args.config, args.base, context))
     resolved = resolve_config(raw, context, _job_facts(context))
     base = str(resolved.get("general", {}).get("base_path", args.base))
     resolved_path = write_config(resolved, Path(base) / RESOLVED_CONFIG_NAME)

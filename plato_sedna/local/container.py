@@ -75,7 +75,11 @@ def _config_args(job: JobSpec, worker: WorkerSpec, args: list[str]) -> list[str]
 
 
 def _local_file(job: JobSpec, worker: WorkerSpec, path: str, what: str) -> str:
-    """A file named in a worker's command, found on this machine."""
+    """A file named in a worker's command, found on this machine; URLs are fetched by the worker."""
+    from plato_sedna.config_source import is_remote
+
+    if is_remote(path):
+        return path
     given = Path(path)
     if not given.is_absolute():
         candidate = job.source_dir / given

@@ -1,0 +1,50 @@
+"""Where the Plato config comes from: a local path, or a URL fetched through the storage layer.
+
+The seed proposal keeps configs "in S3 or GitHub": ``plato -c s3://bucket/fedavg.toml``
+and ``-c https://host/fedavg.yml`` are fetched into ``<base>/cache`` (revalidated on
+the next start, credentials from Sedna's S3 variables) and then loaded like a local file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plato_sedna.errors import ConfigError
+from plato_sedna.worker_storage import CACHE_FOLDER
+
+if TYPE_CHECKING:
+    from plato_sedna.context import SednaContext
+
+
+def is_remote(config: str) -> bool:
+    """Whether ``config`` is a URL the storage layer fetches (s3://, http(s)://)."""
+    from plato_sedna.storage.urls import parse_url
+
+    return not parse_url(config).is_local
+
+
+def local_config(config: str, base: str, context: SednaContext) -> Path:
+    """A local file holding the config ``-c`` names, fetched first when it is a URL.
+
+    Raises
+    ------
+    ResourceError
+        When the URL is unsupported, unreachable or refused (naming it, never a secret).
+    ConfigError
+        When the URL names a folder or prefix instead of one file.
+    """
+    from plato_sedna.storage import Storage
+    from plato_sedna.storage.urls import parse_url
+
+    location = parse_url(config)
+    if location.is_local:
+        return Path(location.path)
+    storage = Storage.from_context(context, Path(base) / CACHE_FOLDER)
+    path = storage.to_local_path(config, unpack=False)
+    if path.is_dir():
+        raise ConfigError(
+            f"-c {location.display} names a folder, not a config file; point it at the "
+            ".toml or .yml file itself"
+        )
+    return path

@@ -7,15 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import QUICKSTART
+from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY
+from test_quickstart_e2e import run_job
 
 from plato_sedna.config import load_config_file
 from plato_sedna.config_source import local_config
 from plato_sedna.context import SednaContext
 from plato_sedna.errors import ConfigError, ResourceError
-from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY
-from test_quickstart_e2e import run_job
-
-from conftest import QUICKSTART
 
 pytest_plugins = ("support.storage_fixtures",)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from support.fake_apiserver import FakeApiServer, make_tls
 
 from plato_sedna import resources, runtime_config
 from plato_sedna.context import SERVICEACCOUNT_DIR_ENV, SednaContext
-from support.fake_apiserver import FakeApiServer, crd_documents, make_tls
-from support.json_patch import apply_patch
+from plato_sedna.crd_schemas import apply_patch, crd_documents, crd_patches
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -31,13 +31,6 @@ STOP_CONDITION = {
     "conditions": [{"metric": "rounds", "operator": ">=", "threshold": 3}, {"metric": "deltaLoss", "operator": "<", "threshold": 0.01}],
 }
 TRIGGER = {"condition": {"metric": "num_of_ready_clients", "operator": ">=", "threshold": 1}, "timeoutSeconds": 60}
-
-
-def crd_patches() -> dict[str, list]:
-    return {
-        file.name.removesuffix(".patch.yaml"): yaml.safe_load(file.read_text())
-        for file in sorted((DEPLOY / "crds").glob("*.patch.yaml"))
-    }
 
 
 def rbac() -> dict[str, dict]:
@@ -166,6 +159,7 @@ def test_without_the_role_every_read_falls_back_with_one_warning(
 
 def test_patches_only_add_to_sednas_crds() -> None:
     patches = crd_patches()
+    assert sorted(p.name for p in (DEPLOY / "crds").glob("*.patch.yaml")) == sorted(f"{n}.patch.yaml" for n in patches)
     assert set(patches) == {"datasets", "models", "federatedlearningjobs"}
     for plural, operations in patches.items():
         original = crd_documents()[plural]
@@ -181,7 +175,7 @@ def test_patches_only_add_to_sednas_crds() -> None:
 
 def test_sednas_crds_prune_the_proposal_fields_and_the_extended_ones_keep_them(tls) -> None:
     objects = with_proposal_fields(quickstart_objects())
-    with FakeApiServer(tls, TOKEN) as sedna, FakeApiServer(tls, TOKEN, crd_patches=crd_patches()) as extended:
+    with FakeApiServer(tls, TOKEN) as sedna, FakeApiServer(tls, TOKEN, extended_crds=True) as extended:
         pruned = [sedna.add(obj) for obj in objects]
         kept = [extended.add(obj) for obj in objects]
     job_spec = {obj["kind"]: obj["spec"] for obj in pruned}["FederatedLearningJob"]
@@ -210,7 +204,7 @@ def test_the_extended_crd_rejects_a_bad_stop_condition(bad: dict) -> None:
 
 
 def test_stop_condition_and_participants_come_from_the_extended_job_in_the_api(tls, in_cluster, worker: dict) -> None:
-    with _serve(FakeApiServer(tls, TOKEN, crd_patches=crd_patches()), with_proposal_fields(quickstart_objects())) as server:
+    with _serve(FakeApiServer(tls, TOKEN, extended_crds=True), with_proposal_fields(quickstart_objects())) as server:
         in_cluster(server)
         facts = resources.job_facts(SednaContext(role="aggregator", job_name=JOB, namespace="default"))
 

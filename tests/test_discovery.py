@@ -14,11 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
+from conftest import QUICKSTART
 from support.processes import start_run
 from support.workers import aggregator_env, free_port, stop, trainer_env
-
-from conftest import QUICKSTART
 
 CONFIG = QUICKSTART / "fedavg.toml"
 SERVICE = "digits-aggregation.default"  # JOB_NAME=digits, NAMESPACE=default in trainer_env

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import yaml
 
-from support.json_patch import apply_patch
+from plato_sedna.crd_schemas import CRD_DIR, prune, sedna_crds
 from support.loopback import LoopbackServer
 
-CRD_DIR = Path(__file__).resolve().parent.parent / "data" / "sedna-crds"
 SEDNA_API = "sedna.io/v1alpha1"
 SERVICE_ACCOUNT = "plato-sedna"
 
@@ -33,52 +32,6 @@ _SEDNA_PATH = re.compile(
     r"^/apis/sedna\.io/v1alpha1/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?$"
 )
 _POD_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>pods)(?:/(?P<name>[^/]+))?$")
-
-
-@dataclass(frozen=True)
-class Crd:
-    """One Sedna CRD: its kind, plural and the schema its objects must satisfy."""
-
-    kind: str
-    plural: str
-    schema: Mapping[str, Any]
-
-
-@cache
-def crd_documents(crd_dir: Path = CRD_DIR) -> dict[str, dict]:
-    """The CRD documents in ``crd_dir`` by plural (``datasets``, ``models``, ``federatedlearningjobs``)."""
-    documents = {}
-    for file in sorted(crd_dir.glob("*.yaml")):
-        with open(file, encoding="utf-8") as stream:
-            document = next(doc for doc in yaml.load_all(stream, Loader=yaml.CSafeLoader) if doc)
-        documents[document["spec"]["names"]["plural"]] = document
-    return documents
-
-
-def sedna_crds(crd_dir: Path = CRD_DIR, patches: Mapping[str, list] | None = None) -> dict[str, Crd]:
-    """The CRDs by plural, each upgraded by its JSON patch in ``patches`` where given."""
-    crds = {}
-    for plural, document in crd_documents(crd_dir).items():
-        if patches and plural in patches:
-            document = apply_patch(document, patches[plural])
-        names = document["spec"]["names"]
-        schema = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        crds[plural] = Crd(names["kind"], plural, schema)
-    return crds
-
-
-def prune(value: Any, schema: Mapping[str, Any]) -> Any:
-    """``value`` without the fields its structural schema does not declare, as the apiserver stores it."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return value
-    if isinstance(value, dict) and "properties" in schema:
-        properties = schema["properties"]
-        return {key: prune(item, properties[key]) for key, item in value.items() if key in properties}
-    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), Mapping):
-        return {key: prune(item, schema["additionalProperties"]) for key, item in value.items()}
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        return [prune(item, schema["items"]) for item in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -201,7 +154,8 @@ class FakeApiServer(LoopbackServer):
     """Serves Sedna resources and pods over HTTPS on 127.0.0.1 until :meth:`stop`.
 
     Every request needs ``Authorization: Bearer <token>`` (else 401). Sedna objects are
-    validated against the CRD schemas in ``tests/data/sedna-crds`` when added.
+    validated against Sedna's CRD schemas (``plato_sedna/crds``; the extended ones with
+    ``extended_crds``) when added, and stored pruned as kube-apiserver stores them.
 
     Attributes
     ----------
@@ -216,13 +170,13 @@ class FakeApiServer(LoopbackServer):
     """
 
     def __init__(
-        self, tls: TlsFiles, token: str, crd_dir: Path = CRD_DIR, crd_patches: Mapping[str, list] | None = None
+        self, tls: TlsFiles, token: str, crd_dir: Path = CRD_DIR, *, extended_crds: bool = False
     ) -> None:
         self.tls = tls
         self.token = token
         self.delay_s = 0.0
         self.requests: list[str] = []
-        self._crds = sedna_crds(crd_dir, crd_patches)
+        self._crds = sedna_crds(crd_dir, extended=extended_crds)
         self._rules: list[Mapping[str, Any]] | None = None
         self._objects: dict[tuple[str, str, str], dict] = {}
         self._denied: set[str] = set()

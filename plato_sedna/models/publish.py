@@ -1,28 +1,56 @@
 """Publishing the global model to ``MODEL_URL`` with ``metrics.json`` beside it.
 
-Writes go to a temporary file in the destination's own folder and are renamed
-into place, so a reader never sees a half-written model.
+Layout, for ``MODEL_URL = s3://bucket/models/net.pth`` (or a local path)::
+
+    models/net.pth            the newest model     models/metrics.json   its metrics
+    models/round-0003/net.pth, round-0003/metrics.json   one folder per published round
+    models/latest             the newest round folder's name (a text object)
+
+Every file is first written under a local folder (the model stays there when
+publishing fails), then put in place atomically: a temporary file renamed
+(local), or a temporary key copied into place and deleted (s3). Versions come
+first, ``latest`` last, so ``latest`` always names a complete folder. Settings,
+in the ``[server.publish]`` table: ``every`` (publish every N rounds; the last
+round always; default 1) and ``keep_versions`` (round folders kept, 0 for none;
+default 5).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from plato_sedna.errors import ResourceError
+from plato_sedna.errors import ConfigError, PlatoSednaError, ResourceError
+from plato_sedna.models import formats, versions
 from plato_sedna.storage.local import write_atomically
+
+LOGGER = logging.getLogger(__name__)
 
 METRICS_FILENAME = "metrics.json"
 DEFAULT_MODEL_FILENAME = "model.pth"
+DEFAULT_MODEL_STEM = "model"
+DEFAULT_EVERY = 1
+DEFAULT_KEEP_VERSIONS = 5
+
+__all__ = [
+    "METRICS_FILENAME",
+    "ModelPublisher",
+    "PublishSettings",
+    "model_path",
+    "publish",
+    "write_atomically",
+]
 
 
 def model_path(model_url: str) -> Path:
     """The local file a ``MODEL_URL`` names (a folder gets ``model.pth`` inside)."""
     if "://" in model_url and not model_url.startswith("file://"):
-        raise ResourceError(
-            f"MODEL_URL {model_url} is remote; this version publishes to local paths only"
-        )
+        raise ResourceError(f"MODEL_URL {model_url} is remote; it has no local path")
     path = Path(model_url.removeprefix("file://"))
     if model_url.endswith("/") or path.is_dir():
         return path / DEFAULT_MODEL_FILENAME
@@ -30,7 +58,7 @@ def model_path(model_url: str) -> Path:
 
 
 def publish(model_url: str, state_dict: Mapping, metrics: Mapping) -> Path:
-    """Write the model's state dict to ``model_url`` and ``metrics.json`` beside it."""
+    """Write a state dict to the local ``model_url`` and ``metrics.json`` beside it (no versions)."""
     import torch
 
     destination = model_path(model_url)
@@ -38,3 +66,191 @@ def publish(model_url: str, state_dict: Mapping, metrics: Mapping) -> Path:
     encoded = json.dumps(metrics, indent=2, sort_keys=True).encode()
     write_atomically(destination.parent / METRICS_FILENAME, lambda file: file.write(encoded))
     return destination
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """How often and how many versions; from ``[server.publish]``.
+
+    Attributes
+    ----------
+    every : int (default: 1)
+        Publish after every N-th round; the job's last round is always published.
+    keep_versions : int (default: 5)
+        ``round-NNNN`` folders kept beside the model (0: none, and no ``latest``).
+    """
+
+    every: int = DEFAULT_EVERY
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ConfigError(
+                f"[server.publish] every = {self.every!r} must be a whole number >= 1"
+            )
+        if not isinstance(self.keep_versions, int) or self.keep_versions < 0:
+            raise ConfigError(
+                f"[server.publish] keep_versions = {self.keep_versions!r} must be a whole number >= 0"
+            )
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any] | None) -> PublishSettings:
+        table = dict(table or {})
+        unknown = sorted(set(table) - {"every", "keep_versions"})
+        if unknown:
+            raise ConfigError(
+                f"[server.publish] has unknown keys {unknown}; known: every, keep_versions"
+            )
+        return cls(**table)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where the model goes: a folder URL and the model's name in it ('' for a folder format)."""
+
+    folder: str
+    entry: str
+
+    @classmethod
+    def of(cls, model_url: str, fmt: str) -> Destination:
+        trimmed = model_url.rstrip("/")
+        if fmt == "huggingface":
+            return cls(trimmed, "")
+        local_dir = "://" not in model_url and Path(model_url).is_dir()
+        if model_url.endswith("/") or local_dir:
+            return cls(trimmed, formats.file_name(DEFAULT_MODEL_STEM, fmt))
+        folder, _, entry = trimmed.rpartition("/")
+        return cls(folder, entry)
+
+    def url(self, *parts: str) -> str:
+        return "/".join((self.folder, *(part for part in parts if part)))
+
+
+class ModelPublisher:
+    """Publishes a model and its metrics to one URL, keeping versions and a local copy.
+
+    Parameters
+    ----------
+    model_url : str
+        Where the model goes (local path, ``file://`` or ``s3://``).
+    storage : Storage
+        The storage layer that writes there.
+    local_dir : Path
+        Where each published round is written first, and stays when publishing fails.
+    fmt : str
+        A format of :data:`formats.FORMATS`.
+    settings : PublishSettings
+    input_shape : tuple[int, ...] | None
+        One sample's shape, for onnx.
+    retry : Callable
+        ``retry(attempt, what)`` runs a transfer with retries (the storage layer's by default).
+    """
+
+    def __init__(
+        self,
+        model_url: str,
+        storage,
+        local_dir: Path,
+        fmt: str,
+        settings: PublishSettings = PublishSettings(),
+        input_shape: tuple[int, ...] | None = None,
+        retry: Callable | None = None,
+    ) -> None:
+        self.model_url = model_url
+        self.storage = storage
+        self.local_dir = Path(local_dir).absolute()
+        self.format = fmt
+        self.settings = settings
+        self.input_shape = input_shape
+        self.destination = Destination.of(model_url, fmt)
+        self._retry = retry or _retry_transient
+
+    def due(self, round_number: int, final: bool) -> bool:
+        return final or round_number % self.settings.every == 0
+
+    def publish(
+        self, model, metrics: Mapping[str, Any], round_number: int, *, final: bool = False
+    ) -> str | None:
+        """Publish ``model`` as round ``round_number``; the model's URL, or None when not due.
+
+        Raises
+        ------
+        ResourceError
+            When writing fails after retries; names the URL and the local copy.
+        """
+        if not self.due(round_number, final):
+            return None
+        version = versions.version_name(round_number)
+        staged = self._stage(model, metrics, round_number, version)
+        try:
+            self._put_all(staged, version)
+        except (PlatoSednaError, OSError) as error:
+            raise ResourceError(
+                f"publishing the round-{round_number} model to {self.model_url} failed: {error}. "
+                f"The model is kept locally in {staged}"
+            ) from error
+        self._prune_local()
+        model_url = (
+            self.destination.url(self.destination.entry)
+            if self.destination.entry
+            else self.destination.folder
+        )
+        LOGGER.info("Published the round-%d model (%s) to %s", round_number, self.format, model_url)
+        return model_url
+
+    def _stage(self, model, metrics: Mapping[str, Any], round_number: int, version: str) -> Path:
+        staged = self.local_dir / version
+        staged.mkdir(parents=True, exist_ok=True)
+        entry = self.destination.entry
+        formats.write(model, self.format, staged / entry if entry else staged, self.input_shape)
+        document = {
+            **metrics,
+            "round": round_number,
+            "format": self.format,
+            "version": version,
+            "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (staged / METRICS_FILENAME).write_text(
+            json.dumps(document, indent=2, sort_keys=True, default=str)
+        )
+        return staged
+
+    def _put_all(self, staged: Path, version: str) -> None:
+        files = sorted(
+            path for path in staged.rglob("*") if path.is_file() and path.name != METRICS_FILENAME
+        )
+        relative = [path.relative_to(staged).as_posix() for path in files] + [METRICS_FILENAME]
+        keep = self.settings.keep_versions
+        if keep:
+            for name in relative:
+                self._put(staged / name, self.destination.url(version, name))
+        for name in relative:
+            self._put(staged / name, self.destination.url(name))
+        if keep:
+            pointer = staged.parent / versions.LATEST_NAME
+            pointer.write_text(version + "\n")
+            self._put(pointer, self.destination.url(versions.LATEST_NAME))
+            self._prune_remote(keep)
+
+    def _put(self, local_file: Path, url: str) -> None:
+        self._retry(lambda: self.storage.publish_atomically(local_file, url), f"publishing {url}")
+
+    def _prune_remote(self, keep: int) -> None:
+        names = self._retry(
+            lambda: self.storage.list_folder(self.destination.folder), "listing versions"
+        )
+        for name in versions.versions_to_prune(names, keep):
+            url = self.destination.url(name)
+            self._retry(lambda url=url: self.storage.delete(url), f"deleting {url}")
+
+    def _prune_local(self) -> None:
+        names = [path.name for path in self.local_dir.iterdir()] if self.local_dir.is_dir() else []
+        for name in versions.versions_to_prune(names, max(self.settings.keep_versions, 1)):
+            self.storage.delete(str(self.local_dir / name))
+
+
+def _retry_transient(attempt: Callable, what: str):
+    from plato_sedna.storage import Unreachable
+    from plato_sedna.storage.retry import with_retries
+
+    return with_retries(attempt, lambda error: isinstance(error, Unreachable), what)

@@ -1,86 +1,89 @@
-"""``trainer.model_name = "sednaModelResource"``: the model a Sedna Model resource names.
+"""``trainer.model_name = "sednaModelResource"``: the model a Sedna Model resource describes.
 
-The architecture is a Plato registry name (``lenet5``, ``resnet_18``, ...), taken
-from ``[parameters.model] architecture`` in the config, else from the Model
-resource's ``plato.sedna.io/model-name`` annotation. Other ``[parameters.model]``
-keys (``num_classes``, ...) go to the architecture. Pretrained weights, when
-``PRETRAINED_MODEL_URL`` points at a local PyTorch state dict, are loaded with
-the safe loader.
+The architecture and its settings come from ``[parameters.model]``, else the
+Model's ``plato.sedna.io/*`` annotations, else its seed-proposal spec fields (see
+:mod:`plato_sedna.models.settings`); other ``[parameters.model]`` keys go to the
+architecture. Pretrained weights come from ``PRETRAINED_MODEL_URL`` (or the
+``pretrained`` setting) through the storage layer, so local paths, ``s3://`` and
+``http(s)://`` all work.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 from plato_sedna import resources, runtime_config
 from plato_sedna.errors import ResourceError
+from plato_sedna.models.architectures import build, kind_of
+from plato_sedna.models.settings import ModelSettings, resolve_settings
+from plato_sedna.models.weights import load_pretrained
 
 LOGGER = logging.getLogger(__name__)
 
-ARCHITECTURE_KEY = "architecture"
-ARCHITECTURE_ANNOTATION = "plato.sedna.io/model-name"
 
-
-def resolve_architecture(model_parameters: dict) -> str:
-    """Return the Plato registry name of the architecture to build."""
-    architecture = model_parameters.get(ARCHITECTURE_KEY)
-    if architecture:
-        return str(architecture)
+def model_settings(model_parameters: Mapping[str, Any]) -> ModelSettings:
+    """The settings of this job's model, from the config and the Model (and pod Dataset) resources."""
     model = resources.aggregation_model()
-    if model is not None and model.annotations.get(ARCHITECTURE_ANNOTATION):
-        return model.annotations[ARCHITECTURE_ANNOTATION]
-    named = f" Model {model.namespace}/{model.name}" if model is not None else " the Model resource"
-    raise ResourceError(
-        "trainer.model_name = sednaModelResource needs an architecture: set "
-        '[parameters.model] architecture = "lenet5" (any Plato model name) in the config, '
-        f"or annotate{named} with {ARCHITECTURE_ANNOTATION}"
+    dataset = resources.pod_dataset()
+    return resolve_settings(
+        model_parameters,
+        model.annotations if model is not None else None,
+        getattr(model, "extra", None),  # seed-proposal spec fields (as DatasetSpec.extra)
+        model_ref=f"{model.namespace}/{model.name}" if model is not None else None,
+        dataset_annotations=dataset.annotations if dataset is not None else None,
     )
 
 
-def _build(architecture: str, model_parameters: dict):
-    from plato.models import registry
+def pretrained_url(
+    settings: ModelSettings, kind: str, pretrained_model_url: str | None, model_url: str | None
+) -> str | None:
+    """The URL to read pretrained weights from, or None.
 
-    model_type = str(model_parameters.pop("architecture_type", architecture.split("_")[0]))
-    if model_type not in registry.registered_models and model_type not in registry.registered_factories:
-        known = sorted(set(registry.registered_models) | set(registry.registered_factories))
+    ``pretrained`` unset: ``PRETRAINED_MODEL_URL`` when set; False: none; a URL: it;
+    True: ``PRETRAINED_MODEL_URL``, else the Model's own url (a Hugging Face id
+    then brings its own weights).
+    """
+    chosen = settings.pretrained
+    if chosen is None:
+        return pretrained_model_url
+    if chosen is False:
+        return None
+    if isinstance(chosen, str):
+        return chosen
+    if pretrained_model_url or kind == "huggingface":
+        return pretrained_model_url
+    if not model_url:
         raise ResourceError(
-            f"model architecture {architecture!r} is not a Plato model; known types: {', '.join(known)}"
+            f"{settings.sources.get('pretrained')} asks for pretrained weights, but neither "
+            "PRETRAINED_MODEL_URL (the job's spec.pretrainedModel) nor MODEL_URL is set"
         )
-    return registry.get(model_name=architecture, model_type=model_type, model_params=model_parameters)
+    return model_url
 
 
-def load_pretrained(model, url: str) -> None:
-    """Load a local state dict into ``model``; mismatches are an error listing the keys."""
-    import torch
+def build_model(settings: ModelSettings, url: str | None, storage=None):
+    """The architecture ``settings`` names, with the weights at ``url`` (fetched through ``storage``)."""
+    from plato_sedna.storage import display_url
 
-    path = Path(url.removeprefix("file://"))
-    if path.is_dir():
-        candidates = sorted(path.glob("*.pth")) + sorted(path.glob("*.pt"))
-        if not candidates:
-            raise ResourceError(f"pretrained model folder {path} holds no .pth/.pt file")
-        path = candidates[0]
-    if not path.is_file():
-        raise ResourceError(f"pretrained model {path} does not exist (PRETRAINED_MODEL_URL)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    own_shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    wrong_shapes = [
-        f"{key} {tuple(value.shape)} != {own_shapes[key]}"
-        for key, value in state.items()
-        if key in own_shapes and tuple(value.shape) != own_shapes[key]
-    ]
-    missing = sorted(set(own_shapes) - set(state))
-    unexpected = sorted(set(state) - set(own_shapes))
-    if wrong_shapes or missing or unexpected:
-        raise ResourceError(
-            f"pretrained model {path} does not fit the architecture: "
-            f"missing keys {missing[:10]}, unexpected keys {unexpected[:10]}, "
-            f"wrong shapes {wrong_shapes[:10]}"
-        )
-    model.load_state_dict(state)
-    LOGGER.info("Loaded pretrained weights from %s", path)
+    kind = kind_of(settings)
+    local = None
+    if url:
+        if storage is None:
+            from plato_sedna.worker_storage import worker_storage
+
+            storage = worker_storage()
+        local = storage.to_local_path(url)
+    if kind == "ultralytics" and (settings.model_config or settings.architecture).lower().endswith(
+        ".pt"
+    ):
+        return build(
+            settings, checkpoint=local
+        )  # the checkpoint is the architecture and its weights
+    model = build(settings)
+    if local is not None:
+        model = load_pretrained(model, local, kind, display_url(url))
+    return model
 
 
 class ModelFactory:
@@ -88,11 +91,19 @@ class ModelFactory:
 
     @staticmethod
     def get(model_name: str | None = None, **model_parameters):
-        parameters = dict(model_parameters)
-        architecture = resolve_architecture(parameters)
-        parameters.pop(ARCHITECTURE_KEY, None)
-        model = _build(architecture, parameters)
-        pretrained_url = runtime_config.sedna("pretrained_model_url")
-        if pretrained_url:
-            load_pretrained(model, pretrained_url)
-        return model
+        settings = model_settings(model_parameters)
+        url = pretrained_url(
+            settings,
+            kind_of(settings),
+            runtime_config.sedna("pretrained_model_url"),
+            runtime_config.sedna("model_url"),
+        )
+        from plato_sedna.storage import display_url
+
+        LOGGER.info(
+            "sednaModelResource: %s (%s)%s",
+            settings.architecture,
+            settings.sources.get("architecture"),
+            f", pretrained weights from {display_url(url)}" if url else "",
+        )
+        return build_model(settings, url)

@@ -20,7 +20,8 @@ from functools import cache
 from pathlib import Path
 
 from plato_sedna import runtime_config
-from plato_sedna.models import publish
+from plato_sedna.errors import PlatoSednaError
+from plato_sedna.models import global_model
 from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
 from plato_sedna.servers.progress import JobProgress, RoundRecord
 from plato_sedna.servers.stop import RoundState, stop_condition_from
@@ -200,13 +201,19 @@ class SednaServerMixin:
         if not self.model_url:
             return
         try:
-            destination = publish.publish(
-                self.model_url, self.algorithm.extract_weights(), self.progress.metrics()
+            global_model.publish_global_model(
+                self.model_url,
+                self.algorithm.model,
+                self.progress.metrics(),
+                samples=sum(update.report.num_samples for update in self.updates),
+                final=self.progress.stop_reason is not None,
             )
+        except PlatoSednaError as error:  # names the URL and the local copy: no traceback needed
+            LOGGER.error("Publishing the model to MODEL_URL %s failed: %s", self.model_url, error)
+            os._exit(FAILURE_EXIT_CODE)
         except Exception:  # noqa: BLE001 - a model that cannot be published fails the job
             LOGGER.exception("Publishing the model to MODEL_URL %s failed", self.model_url)
             os._exit(FAILURE_EXIT_CODE)
-        LOGGER.info("Published the global model of round %d to %s", self.current_round, destination)
 
     async def _close(self):
         self.progress.stop_reason = self.progress.stop_reason or "closed"

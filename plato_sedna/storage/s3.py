@@ -208,6 +208,50 @@ class S3Remote:
             progress.close()
         self._options.stats.add(files_uploaded=1)
 
+    # Whole objects as bytes, for the payload transmitter (plato_sedna.transport)
+
+    def put_bytes(self, location: Location, data: bytes) -> None:
+        """Write ``data`` as the object ``location`` names (one PUT)."""
+        try:
+            with self._translated(location, writing=True):
+                self._client.put_object(Bucket=location.netloc, Key=location.path, Body=data)
+        except _Missing:
+            raise ResourceError(self._missing_bucket_message(location)) from None
+        self._options.stats.add(bytes_uploaded=len(data), files_uploaded=1)
+
+    def get_bytes(self, location: Location) -> bytes:
+        """The content of the object ``location`` names; a missing object is a ResourceError."""
+        try:
+            with self._translated(location):
+                data = self._client.get_object(Bucket=location.netloc, Key=location.path)["Body"].read()
+        except _Missing:
+            raise ResourceError(f"{self._where(location)}: no such object") from None
+        self._options.stats.add(bytes_downloaded=len(data), files_downloaded=1)
+        return data
+
+    def delete(self, location: Location) -> None:
+        """Delete the object ``location`` names (deleting a missing key is not an error)."""
+        try:
+            with self._translated(location, writing=True):
+                self._client.delete_object(Bucket=location.netloc, Key=location.path)
+        except _Missing:
+            raise ResourceError(self._missing_bucket_message(location)) from None
+
+    def keys_under(self, location: Location) -> list[str]:
+        """The keys of the objects under the prefix ``location`` names (folder markers left out)."""
+        prefix = location.path if location.is_prefix else location.path + "/"
+        return [prefix + relative for relative in self._list(location, prefix)]
+
+    def copy(self, source: Location, target: Location) -> None:
+        """Copy the object ``source`` to ``target`` server-side (multipart for large objects)."""
+        try:
+            with self._translated(target, writing=True):
+                self._transfers.copy(
+                    {"Bucket": source.netloc, "Key": source.path}, target.netloc, target.path
+                ).result()
+        except _Missing:
+            raise ResourceError(f"{self._where(source)}: no such object to copy") from None
+
     def close(self) -> None:
         self._transfers.shutdown()
 

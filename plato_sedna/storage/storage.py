@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,6 +142,59 @@ class Storage:
         if location.path.endswith("/") or destination.is_dir():
             destination = destination / local_file.name
         publish_local(local_file, destination)
+
+    def publish_atomically(self, local_file: Path, url: str) -> None:
+        """:meth:`publish`; to s3 through a temporary key copied into place, then deleted.
+
+        Readers of ``url`` see the old object or the whole new one, never a part.
+        """
+        location = parse_url(url)
+        if location.is_local or location.is_prefix:
+            self.publish(local_file, url)
+            return
+        remote = self._writable(location)
+        folder, _, name = location.path.rpartition("/")
+        temp_key = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp".lstrip("/")
+        temp = Location(f"s3://{location.netloc}/{temp_key}", location.scheme, location.netloc, temp_key)
+        remote.upload(Path(local_file), temp)
+        try:
+            remote.copy(temp, location)
+        finally:
+            remote.delete(temp)
+
+    def list_folder(self, url: str) -> list[str]:
+        """The names directly under the folder ``url`` (local or s3), sorted; [] when there is none."""
+        location = parse_url(url)
+        if location.is_local:
+            folder = Path(location.path)
+            return sorted(child.name for child in folder.iterdir()) if folder.is_dir() else []
+        remote = self._writable(location)
+        prefix = location.path.rstrip("/") + "/" if location.path else ""
+        try:
+            keys = remote.keys_under(location)
+        except ResourceError:
+            return []  # an empty prefix
+        return sorted({key[len(prefix) :].split("/")[0] for key in keys})
+
+    def delete(self, url: str) -> None:
+        """Remove the file or folder ``url`` names (locally, or every s3 key under it)."""
+        location = parse_url(url)
+        if location.is_local:
+            remove_tree(Path(location.path))
+            return
+        remote = self._writable(location)
+        try:
+            keys = remote.keys_under(location)
+        except ResourceError:
+            keys = []
+        for key in keys or [location.path]:
+            remote.delete(Location(f"s3://{location.netloc}/{key}", location.scheme, location.netloc, key))
+
+    def _writable(self, location: Location) -> Remote:
+        remote = self._remote(location.scheme)
+        if not hasattr(remote, "copy"):
+            raise ResourceError(f"{location.display}: {location.scheme} URLs cannot be written; use s3:// or a path")
+        return remote
 
     def close(self) -> None:
         """Stop the backends' transfer threads."""

@@ -1,0 +1,90 @@
+"""Ultralytics models: built from a YAML (bundled ``yolov5n.yaml`` or a file), or read from a ``.pt``.
+
+Trust: an ultralytics ``.pt`` pickles whole objects, so ``torch.load(weights_only=True)``
+refuses it. Such a file is read only when the user chose an ultralytics
+architecture, and only through ultralytics' own loader in its safe mode
+(``torch_safe_load(safe_only=True)``: ``weights_only`` unpickling against ultralytics'
+allow-list of model classes), never with arbitrary unpickling.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from plato_sedna.errors import ResourceError
+from plato_sedna.models.settings import ModelSettings
+
+# ultralytics' guessed task -> model class in ultralytics.nn.tasks
+TASK_MODELS: Mapping[str, str] = MappingProxyType(
+    {
+        "detect": "DetectionModel",
+        "segment": "SegmentationModel",
+        "classify": "ClassificationModel",
+        "pose": "PoseModel",
+        "obb": "OBBModel",
+    }
+)
+# A model build must never download assets or pip-install packages.
+_OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "YOLO_VERBOSE": "False"}
+
+
+def _import_tasks():
+    for name, value in _OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+    from ultralytics.nn import tasks
+
+    return tasks
+
+
+def build(settings: ModelSettings, checkpoint: Path | None = None):
+    """A YAML's model with ``num_classes`` outputs, or the model inside an ultralytics ``.pt``."""
+    name = settings.model_config or settings.architecture
+    if name.lower().endswith(".pt"):
+        path = checkpoint or Path(name)
+        if not path.is_file():
+            raise ResourceError(
+                f"the ultralytics checkpoint {name!r} is not a local file and is never downloaded: "
+                "give it as PRETRAINED_MODEL_URL (or [parameters.model] pretrained), or build from "
+                'its YAML (architecture = "yolov5s.yaml") instead'
+            )
+        return load_checkpoint(path)
+    tasks = _import_tasks()
+    try:
+        task = tasks.guess_model_task(name)
+        model_class = getattr(tasks, TASK_MODELS.get(task, "DetectionModel"))
+        return model_class(name, nc=settings.num_classes, verbose=False)
+    except (FileNotFoundError, OSError, KeyError) as error:
+        raise ResourceError(f"cannot build the ultralytics model {name!r}: {error}") from None
+
+
+def load_checkpoint(path: Path):
+    """The fp32 model inside the ultralytics checkpoint ``path`` (safe loader, see module docs)."""
+    tasks = _import_tasks()
+    try:
+        checkpoint, _ = tasks.torch_safe_load(str(path), safe_only=True)
+    except (TypeError, RuntimeError, EOFError, FileNotFoundError) as error:
+        raise ResourceError(f"{path} is not a loadable ultralytics checkpoint: {error}") from None
+    model = checkpoint.get("ema") or checkpoint.get("model")
+    if model is None or not hasattr(model, "state_dict"):
+        raise ResourceError(f"{path} is an ultralytics checkpoint without a model")
+    return model.float()
+
+
+def is_ultralytics_model(model) -> bool:
+    return type(model).__module__.startswith("ultralytics.")
+
+
+def checkpoint_of(model) -> dict:
+    """What ultralytics' loader reads back: ``{"model": <the model, fp32>}`` (pickled)."""
+    import copy
+
+    import ultralytics
+
+    return {
+        "model": copy.deepcopy(model).float(),
+        "version": ultralytics.__version__,
+        "train_args": {},
+    }

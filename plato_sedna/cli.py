@@ -112,11 +112,17 @@ def plato_main(argv: list[str] | None = None) -> int:
 def plato_sedna_main(argv: list[str] | None = None) -> int:
     """``plato-sedna run JOB.yaml`` and the other tool commands."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": "plato_sedna.local.command"}
+    commands = {
+        "run": "plato_sedna.local.command",
+        "render": "plato_sedna.tools.render",
+        "validate": "plato_sedna.tools.validate",
+    }
     if not argv or argv[0] not in commands:
         print(
-            "usage: plato-sedna run JOB.yaml [--workdir DIR] [--timeout S] [--isolate-pids] [--lc-server URL]\n"
-            "  run   run Sedna manifests (Dataset, Model, FederatedLearningJob) as local processes",
+            "usage: plato-sedna {run,render,validate} ...\n"
+            "  run       run Sedna manifests (Dataset, Model, FederatedLearningJob) as local processes\n"
+            "  render    write a job's manifests from a Plato config: -c CONFIG --trainer NODE=URL ... --model-url URL\n"
+            "  validate  check manifests and Plato configs before applying them: FILE ...",
             file=sys.stderr,
         )
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

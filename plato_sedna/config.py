@@ -480,6 +480,12 @@ def _check_round_trip(config: Mapping, written: Path) -> None:
         )
 
 
+def to_toml(config: Mapping) -> str:
+    """``config`` as TOML text Plato reads; ConfigError when a value has no TOML form."""
+    _check_writable(config, "")
+    return toml_writer.dumps(config)
+
+
 def write_config(config: Mapping, path: str | Path) -> Path:
     """Write ``config`` as a TOML file that Plato's loader reads back to an equal dict.
 
@@ -501,8 +507,7 @@ def write_config(config: Mapping, path: str | Path) -> Path:
         When a value has no TOML form that reads back the same.
     """
     target = Path(path)
-    _check_writable(config, "")
-    text = toml_writer.dumps(config)
+    text = to_toml(config)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
-SEDNA_API_VERSION = "sedna.io/v1alpha1"
 
 
 @dataclass(frozen=True)

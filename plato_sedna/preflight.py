@@ -7,7 +7,8 @@ that names the config key, the value, and the names Plato knows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from plato_sedna import runtime_config
 from plato_sedna.errors import ConfigError
@@ -16,39 +17,56 @@ from plato_sedna.errors import ConfigError
 HARD_CODED_DATASOURCES = ("kinetics700", "Gym", "Flickr30KE", "ReferItGame", "COCO")
 HARD_CODED_TRAINERS = ("HuggingFace", "self_supervised_learning")
 
+# (section, key, default) -> value: runtime_config.setting, or a getter over a loaded config
+Setting = Callable[..., Any]
 
-def _check(key: str, value, known: Iterable[str]) -> None:
+
+def _problem(key: str, value, known: Iterable[str]) -> str | None:
     names = sorted(set(known))
-    if value not in names:
-        raise ConfigError(f"{key} = {value!r} is not known to Plato or plato_sedna; known: {', '.join(names)}")
+    if value in names:
+        return None
+    return f"{key} = {value!r} is not known to Plato or plato_sedna; known: {', '.join(names)}"
 
 
-def check_registry_names(role: str) -> None:
-    """Raise ConfigError for a datasource, model, trainer or algorithm name Plato lacks."""
+def registry_problems(role: str, setting: Setting = runtime_config.setting) -> list[str]:
+    """Every datasource, model, trainer, algorithm (and client) name Plato lacks, as messages."""
     from plato.algorithms import registry as algorithms
     from plato.datasources import registry as datasources
     from plato.models import registry as models
     from plato.trainers import registry as trainers
 
-    datasource = runtime_config.setting("data", "datasource")
-    _check(
-        "data.datasource",
-        datasource,
-        [*datasources.registered_datasources, *datasources.registered_partitioned_datasources, *HARD_CODED_DATASOURCES],
-    )
-    model_name = runtime_config.setting("trainer", "model_name")
+    import plato_sedna  # noqa: F401 - the plugin's names are in the registries once imported
+
+    problems = [
+        _problem(
+            "data.datasource",
+            setting("data", "datasource"),
+            [*datasources.registered_datasources, *datasources.registered_partitioned_datasources, *HARD_CODED_DATASOURCES],
+        ),
+        _problem("trainer.type", setting("trainer", "type", "basic"), [*trainers.registered_trainers, *HARD_CODED_TRAINERS]),
+        _problem("algorithm.type", setting("algorithm", "type"), algorithms.registered_algorithms),
+    ]
+    model_name = setting("trainer", "model_name")
     if model_name:
-        model_type = runtime_config.setting("trainer", "model_type") or model_name.split("_")[0]
-        _check("trainer.model_name (its type)", model_type, [*models.registered_models, *models.registered_factories])
-    _check("trainer.type", runtime_config.setting("trainer", "type", "basic"), [*trainers.registered_trainers, *HARD_CODED_TRAINERS])
-    _check("algorithm.type", runtime_config.setting("algorithm", "type"), algorithms.registered_algorithms)
+        model_type = setting("trainer", "model_type") or model_name.split("_")[0]
+        known_models = [*models.registered_models, *models.registered_factories]
+        problems.append(_problem("trainer.model_name (its type)", model_type, known_models))
     if role == "trainer":
-        _check_client_type()
+        problems.append(_client_type_problem(setting))
+    return [problem for problem in problems if problem]
 
 
-def _check_client_type() -> None:
+def _client_type_problem(setting: Setting) -> str | None:
     from plato.clients import registry as clients
 
-    client_type = runtime_config.setting("clients", "type") or runtime_config.setting("algorithm", "type", "simple")
-    if client_type not in clients.registered_clients and "." not in client_type:
-        _check("clients.type", client_type, clients.registered_clients)
+    client_type = setting("clients", "type") or setting("algorithm", "type", "simple")
+    if client_type in clients.registered_clients or "." in client_type:
+        return None
+    return _problem("clients.type", client_type, clients.registered_clients)
+
+
+def check_registry_names(role: str) -> None:
+    """Raise ConfigError for a datasource, model, trainer or algorithm name Plato lacks."""
+    problems = registry_problems(role)
+    if problems:
+        raise ConfigError("; ".join(problems))

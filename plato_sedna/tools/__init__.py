@@ -1,0 +1,1 @@
+"""``plato-sedna render`` and ``plato-sedna validate``: manifests from a config, and checks before applying."""

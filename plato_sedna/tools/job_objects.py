@@ -1,0 +1,246 @@
+"""The Kubernetes objects of a Sedna federated job, built from a Plato config and a few facts.
+
+The config goes into a ConfigMap mounted at ``/config``; the hyperparameters it sets
+go into the pod templates' env as well (DESIGN.md's mapping), where Sedna users
+expect to tune them; each trainer's Dataset is pinned to its edge node.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from plato_sedna.config import HYPERPARAMETER_KEYS
+from plato_sedna.errors import ConfigError
+from plato_sedna.local.manifests import API_VERSION
+from plato_sedna.tools.rbac import SERVICE_ACCOUNT, rbac_objects
+
+CONFIG_MOUNT = "/config"
+ARCHITECTURE_ANNOTATION = "plato.sedna.io/model-name"
+# Hyperparameter env by the worker that reads it (Sedna's examples split them the same way).
+AGGREGATOR_HYPERPARAMETERS = ("rounds", "target_accuracy", "delta_loss", "stop_operator", "per_round")
+TRAINER_HYPERPARAMETERS = ("epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "optimizer")
+SHARED_HYPERPARAMETERS = ("aggregation_algorithm", "cut_layer", "epsilon")
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DATASET_FORMATS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".yaml": "yolo", ".yml": "yolo", ".zip": "zip"}
+_MODEL_FORMATS = {".pth": "pth", ".pt": "pt", ".safetensors": "safetensors", ".onnx": "onnx"}
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """A Secret in Sedna's credential layout, referenced by the job's S3 resources."""
+
+    secret_name: str
+    endpoint: str
+    use_https: bool = True
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What ``plato-sedna render`` was asked for."""
+
+    name: str
+    config_name: str
+    config_text: str
+    config: Mapping[str, Any]
+    trainers: tuple[tuple[str, str], ...]  # (node, dataset url)
+    model_url: str
+    image: str = "plato-sedna:0.1.0"
+    namespace: str = "default"
+    aggregator_node: str | None = None
+    test_dataset_url: str | None = None
+    pretrained_model_url: str | None = None
+    architecture: str | None = None
+    dataset_format: str | None = None
+    agg_data_path: str | None = None
+    s3: S3Credentials | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for what, value in (("job name", self.name), ("namespace", self.namespace)):
+            check_dns_name(value, what)
+        if not self.trainers:
+            raise ConfigError("a job needs at least one trainer: give --trainer NODE=DATASET_URL")
+        nodes = [node for node, _ in self.trainers]
+        if len(set(nodes)) != len(nodes):
+            raise ConfigError(f"--trainer names a node twice ({', '.join(nodes)}); give each edge node once")
+        for node in nodes:
+            check_dns_name(node, "trainer node")
+
+
+def check_dns_name(value: str, what: str) -> None:
+    if not _DNS_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{what} {value!r} is not a Kubernetes name; use lowercase letters, digits and '-' "
+            "(at most 63, starting and ending with a letter or digit)"
+        )
+
+
+def dns_name(text: str) -> str:
+    """``text`` made into a Kubernetes name (``Fed_Avg.v2`` -> ``fed-avg-v2``)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
+    return name or "plato-job"
+
+
+def _format(url: str, formats: Mapping[str, str], default: str) -> str:
+    suffix = PurePosixPath(url.rstrip("/")).suffix.lower()
+    return "dir" if url.endswith("/") else formats.get(suffix, default)
+
+
+def _lookup(config: Mapping[str, Any], dotted_key: str) -> Any:
+    node: Any = config
+    for part in dotted_key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def hyperparameter_env(config: Mapping[str, Any], names: tuple[str, ...]) -> list[dict[str, str]]:
+    """``[{name, value}]`` for each of ``names`` the config sets."""
+    env = []
+    for name in names:
+        value = _lookup(config, HYPERPARAMETER_KEYS[name])
+        if value is not None and not isinstance(value, Mapping):
+            env.append({"name": name, "value": _env_text(value)})
+    return env
+
+
+def _metadata(request: JobRequest, name: str, annotations: Mapping[str, str] | None = None) -> dict:
+    metadata: dict[str, Any] = {"name": name, "namespace": request.namespace}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return metadata
+
+
+def _credential(request: JobRequest, url: str) -> dict[str, str]:
+    return {"credentialName": request.s3.secret_name} if request.s3 and url.startswith("s3://") else {}
+
+
+def _pod_template(request: JobRequest, container: str, node: str | None, env: list[dict]) -> dict:
+    spec: dict[str, Any] = {
+        "serviceAccountName": SERVICE_ACCOUNT,
+        "containers": [
+            {
+                "name": container,
+                "image": request.image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["-c", f"{CONFIG_MOUNT}/{request.config_name}"],
+                "env": env,
+                "volumeMounts": [{"name": "plato-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
+            }
+        ],
+        "volumes": [{"name": "plato-config", "configMap": {"name": config_map_name(request)}}],
+    }
+    if node:
+        spec = {"nodeName": node, **spec}
+    return {"spec": spec}
+
+
+def config_map_name(request: JobRequest) -> str:
+    return f"{request.name}-config"
+
+
+def _dataset_name(request: JobRequest, node: str) -> str:
+    return dns_name(f"{request.name}-{node}")
+
+
+def _with_extra_env(request: JobRequest, env: list[dict]) -> list[dict]:
+    """``env`` with ``--env`` values replacing same-named entries, then the new ones."""
+    values = {variable["name"]: variable["value"] for variable in env} | dict(request.extra_env)
+    return [{"name": name, "value": value} for name, value in values.items()]
+
+
+def _aggregator_env(request: JobRequest) -> list[dict]:
+    env = hyperparameter_env(request.config, AGGREGATOR_HYPERPARAMETERS + SHARED_HYPERPARAMETERS)
+    if request.test_dataset_url:
+        env.insert(0, {"name": "TEST_DATASET_URL", "value": request.test_dataset_url})
+    return _with_extra_env(request, env)
+
+
+def _trainer_env(request: JobRequest) -> list[dict]:
+    return _with_extra_env(request, hyperparameter_env(request.config, TRAINER_HYPERPARAMETERS + SHARED_HYPERPARAMETERS))
+
+
+def _secret(request: JobRequest) -> dict:
+    s3 = request.s3
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": s3.secret_name,
+            "namespace": request.namespace,
+            "annotations": {"s3-endpoint": s3.endpoint, "s3-usehttps": "1" if s3.use_https else "0"},
+        },
+        "type": "Opaque",
+        "stringData": {"ACCESS_KEY_ID": "REPLACE_WITH_ACCESS_KEY_ID", "SECRET_ACCESS_KEY": "REPLACE_WITH_SECRET_ACCESS_KEY"},
+    }
+
+
+def _model(request: JobRequest, name: str, url: str, annotations: Mapping[str, str] | None) -> dict:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Model",
+        "metadata": _metadata(request, name, annotations),
+        "spec": {"url": url, "format": _format(url, _MODEL_FORMATS, "pth"), **_credential(request, url)},
+    }
+
+
+def _transmitter(request: JobRequest) -> dict:
+    if not request.agg_data_path:
+        return {"ws": {}}
+    return {"s3": {"aggDataPath": request.agg_data_path, **_credential(request, request.agg_data_path)}}
+
+
+def job_objects(request: JobRequest) -> list[dict]:
+    """RBAC, [Secret], ConfigMap, Datasets, Model(s) and the FederatedLearningJob, in apply order."""
+    objects = rbac_objects(request.namespace)
+    if request.s3:
+        objects.append(_secret(request))
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _metadata(request, config_map_name(request)),
+            "data": {request.config_name: request.config_text},
+        }
+    )
+    workers = []
+    for node, url in request.trainers:
+        dataset = _dataset_name(request, node)
+        fmt = request.dataset_format or _format(url, _DATASET_FORMATS, "txt")
+        objects.append(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Dataset",
+                "metadata": _metadata(request, dataset),
+                "spec": {"url": url, "format": fmt, "nodeName": node, **_credential(request, url)},
+            }
+        )
+        workers.append({"dataset": {"name": dataset}, "template": _pod_template(request, "trainer", node, _trainer_env(request))})
+    annotations = {ARCHITECTURE_ANNOTATION: request.architecture} if request.architecture else None
+    model_name = f"{request.name}-model"
+    objects.append(_model(request, model_name, request.model_url, annotations))
+    spec: dict[str, Any] = {}
+    if request.pretrained_model_url:
+        objects.append(_model(request, f"{request.name}-pretrained", request.pretrained_model_url, annotations))
+        spec["pretrainedModel"] = {"name": f"{request.name}-pretrained"}
+    spec |= {
+        "transmitter": _transmitter(request),
+        "aggregationWorker": {
+            "model": {"name": model_name},
+            "template": _pod_template(request, "aggworker", request.aggregator_node, _aggregator_env(request)),
+        },
+        "trainingWorkers": workers,
+    }
+    objects.append(
+        {"apiVersion": API_VERSION, "kind": "FederatedLearningJob", "metadata": _metadata(request, request.name), "spec": spec}
+    )
+    return objects

@@ -1,0 +1,140 @@
+"""``plato-sedna render``: a Plato config and a few facts in, the job's manifests out.
+
+Writes ``DIR/job.yaml`` (RBAC, optional S3 Secret template, ConfigMap, Datasets,
+Model(s), FederatedLearningJob) and the config beside it, so that the same folder is
+what ``kubectl apply -f DIR/job.yaml`` applies and what ``plato-sedna run DIR/job.yaml``
+runs on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from plato_sedna.errors import ConfigError, PlatoSednaError
+
+PROG = "plato-sedna render"
+JOB_FILE = "job.yaml"
+
+
+def _trainer(text: str) -> tuple[str, str]:
+    node, sep, url = text.partition("=")
+    if not sep or not node or not url:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NODE=DATASET_URL (e.g. edge1=s3://bucket/edge1/train.txt)")
+    return node, url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Write the Dataset, Model and FederatedLearningJob manifests (and RBAC, ConfigMap) "
+        "that run a Plato config on a Sedna cluster.",
+    )
+    parser.add_argument("-c", "--config", required=True, type=Path, help="the Plato config (TOML or YAML)")
+    parser.add_argument("--trainer", action="append", type=_trainer, required=True, metavar="NODE=DATASET_URL",
+                        help="an edge node and its dataset (index file, folder or s3:// URL); once per trainer")
+    parser.add_argument("--model-url", required=True, help="where the aggregator publishes the model (MODEL_URL)")
+    parser.add_argument("--name", help="the job's name (default: from the config's file name)")
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--image", default="plato-sedna:0.1.0", help="the worker image (default: %(default)s)")
+    parser.add_argument("--aggregator-node", help="pin the aggregator to this node")
+    parser.add_argument("--test-dataset-url", help="a test index the aggregator tests the global model on")
+    parser.add_argument("--pretrained-model-url", help="pretrained weights (a second Model)")
+    parser.add_argument("--architecture", help="the Model's plato.sedna.io/model-name annotation (e.g. lenet5)")
+    parser.add_argument("--dataset-format", help="the Datasets' format (default: from each url)")
+    parser.add_argument("--agg-data-path", help="s3:// prefix for the S3 transmitter (default: ws)")
+    parser.add_argument("--s3-secret", metavar="NAME", help="render a credential Secret template NAME for the S3 urls")
+    parser.add_argument("--s3-endpoint", help="the S3 endpoint host for --s3-secret (e.g. minio.sedna:9000)")
+    parser.add_argument("--s3-http", action="store_true", help="the S3 endpoint speaks plain http")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more env for every worker")
+    parser.add_argument("-o", "--output", type=Path, help="folder to write (default: ./<name>-manifests)")
+    return parser
+
+
+def _config_text(path: Path) -> tuple[str, str, dict]:
+    """(file name, text, loaded config); a YAML config with !include is written flattened as TOML."""
+    from plato_sedna.config import load_config_file, to_toml
+
+    loaded = load_config_file(path)
+    text = path.read_text(encoding="utf-8")
+    if "!include" in text:
+        return f"{path.stem}.toml", to_toml(loaded), loaded
+    return path.name, text, loaded
+
+
+def _request(args: argparse.Namespace):
+    from plato_sedna.tools.job_objects import JobRequest, S3Credentials, dns_name
+
+    if args.s3_secret and not args.s3_endpoint:
+        raise ConfigError("--s3-secret needs --s3-endpoint HOST (the S3 endpoint Sedna puts in S3_ENDPOINT_URL)")
+    extra_env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--env {item!r} is not NAME=VALUE")
+        extra_env[name] = value
+    config_name, config_text, config = _config_text(args.config)
+    s3 = S3Credentials(args.s3_secret, args.s3_endpoint, not args.s3_http) if args.s3_secret else None
+    return JobRequest(
+        name=args.name or dns_name(args.config.stem),
+        config_name=config_name,
+        config_text=config_text,
+        config=config,
+        trainers=tuple(args.trainer),
+        model_url=args.model_url,
+        image=args.image,
+        namespace=args.namespace,
+        aggregator_node=args.aggregator_node,
+        test_dataset_url=args.test_dataset_url,
+        pretrained_model_url=args.pretrained_model_url,
+        architecture=args.architecture,
+        dataset_format=args.dataset_format,
+        agg_data_path=args.agg_data_path,
+        s3=s3,
+        extra_env=extra_env,
+    )
+
+
+def _yaml_text(objects: list[dict]) -> str:
+    """Multi-document YAML, with multi-line strings (the config) as readable blocks."""
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        pass
+
+    def represent_str(dumper: yaml.SafeDumper, value: str):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    BlockDumper.add_representer(str, represent_str)
+    return yaml.dump_all(objects, Dumper=BlockDumper, sort_keys=False, width=120)
+
+
+def write_manifests(request, folder: Path) -> Path:
+    """Write ``folder/job.yaml`` and the config beside it; return the job file."""
+    from plato_sedna.storage.local import write_atomically
+    from plato_sedna.tools.job_objects import job_objects
+
+    text = _yaml_text(job_objects(request))
+    header = (
+        f"# Rendered by plato-sedna render from {request.config_name}.\n"
+        f"#   kubectl apply -f {JOB_FILE}           (on a cluster with Sedna)\n"
+        f"#   plato-sedna run {JOB_FILE}            (on this machine)\n"
+    )
+    job_file = folder / JOB_FILE
+    write_atomically(job_file, lambda file: file.write((header + text).encode()))
+    write_atomically(folder / request.config_name, lambda file: file.write(request.config_text.encode()))
+    return job_file
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        request = _request(args)
+        job_file = write_manifests(request, args.output or Path(f"{request.name}-manifests"))
+    except PlatoSednaError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(f"wrote {job_file} ({len(request.trainers)} trainer(s)) and {job_file.parent / request.config_name}")
+    print(f"check it with: plato-sedna validate {job_file}")
+    return 0

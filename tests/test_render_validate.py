@@ -1,0 +1,162 @@
+"""`plato-sedna render` and `plato-sedna validate`: manifests from a config, checked, and run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plato_sedna.tools.rbac import rbac_objects
+from support.workers import clean_env
+from test_quickstart_e2e import run_job
+
+from conftest import QUICKSTART
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def plato_sedna(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())", *args],
+        env=clean_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def render_quickstart(folder: Path, digits_data: Path, *extra: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").symlink_to(digits_data, target_is_directory=True)
+    result = plato_sedna(
+        "render", "-c", str(QUICKSTART / "fedavg.toml"),
+        "--trainer", "edge1=data/edge1.txt", "--trainer", "edge2=data/edge2.txt",
+        "--model-url", "model/digits-lenet5.pth", "--test-dataset-url", "data/test.txt",
+        "--name", "digits-fedavg", "--aggregator-node", "cloud", "-o", str(folder), *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    return folder / "job.yaml"
+
+
+def objects(job_file: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(job_file.read_text()) if doc]
+
+
+def test_rendered_quickstart_validates_and_runs(tmp_path: Path, digits_data: Path) -> None:
+    job_file = render_quickstart(tmp_path / "manifests", digits_data, "--env", "rounds=2")
+
+    validated = plato_sedna("validate", str(job_file))
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    kinds = [obj["kind"] for obj in objects(job_file)]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Dataset", "Dataset", "Model", "FederatedLearningJob"]
+    job = objects(job_file)[-1]
+    aggregator_env = {v["name"]: v["value"] for v in job["spec"]["aggregationWorker"]["template"]["spec"]["containers"][0]["env"]}
+    assert aggregator_env["rounds"] == "2" and aggregator_env["target_accuracy"] == "0.97"
+    trainer = job["spec"]["trainingWorkers"][0]["template"]["spec"]
+    assert trainer["nodeName"] == "edge1" and trainer["serviceAccountName"] == "plato-sedna"
+    assert {v["name"]: v["value"] for v in trainer["containers"][0]["env"]}["learning_rate"] == "0.003"
+
+    workdir = tmp_path / "run"
+    result = run_job(job_file, workdir)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert (summary["status"], summary["rounds"]) == ("succeeded", 2)
+
+
+def test_deploy_rbac_is_what_render_writes() -> None:
+    assert list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())) == rbac_objects()
+
+
+def test_s3_secret_template_and_transmitter(tmp_path: Path, digits_data: Path) -> None:
+    job_file = render_quickstart(
+        tmp_path / "manifests", digits_data,
+        "--s3-secret", "minio-credentials", "--s3-endpoint", "minio.sedna:9000", "--s3-http",
+        "--agg-data-path", "s3://sedna/fl/aggregation", "--model-url", "s3://sedna/models/lenet5.pth",
+    )
+    rendered = {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects(job_file)}
+    secret = rendered[("Secret", "minio-credentials")]
+    assert secret["metadata"]["annotations"] == {"s3-endpoint": "minio.sedna:9000", "s3-usehttps": "0"}
+    assert set(secret["stringData"]) == {"ACCESS_KEY_ID", "SECRET_ACCESS_KEY"}
+    assert rendered[("Model", "digits-fedavg-model")]["spec"]["credentialName"] == "minio-credentials"
+    assert "credentialName" not in rendered[("Dataset", "digits-fedavg-edge1")]["spec"]  # a local path
+    assert rendered[("FederatedLearningJob", "digits-fedavg")]["spec"]["transmitter"] == {
+        "s3": {"aggDataPath": "s3://sedna/fl/aggregation", "credentialName": "minio-credentials"}
+    }
+    assert plato_sedna("validate", str(job_file)).returncode == 0
+
+
+def test_render_refuses_bad_input_clearly(tmp_path: Path) -> None:
+    result = plato_sedna("render", "-c", str(QUICKSTART / "fedavg.toml"), "--trainer", "Edge_1=x.txt", "--model-url", "m.pth", "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert "trainer node 'Edge_1' is not a Kubernetes name" in result.stderr and "Traceback" not in result.stderr
+    result = plato_sedna("render", "-c", str(tmp_path / "none.toml"), "--trainer", "edge1=x.txt", "--model-url", "m.pth")
+    assert result.returncode == 2 and "none.toml" in result.stderr and "Traceback" not in result.stderr
+
+
+def _broken(job_file: Path, old: str, new: str) -> Path:
+    text = job_file.read_text()
+    assert old in text, old
+    job_file.write_text(text.replace(old, new, 1))
+    return job_file
+
+
+BROKEN = [
+    ("missing-dataset", "  name: digits-fedavg-edge2\n  namespace: default\nspec:\n  url: data/edge2.txt", "  name: digits-fedavg-other\n  namespace: default\nspec:\n  url: data/edge2.txt",
+     "spec.trainingWorkers[1].dataset.name: Dataset default/digits-fedavg-edge2 is not in the files given"),
+    ("wrong-api-version", "apiVersion: sedna.io/v1alpha1\nkind: Model", "apiVersion: sedna.io/v1beta1\nkind: Model",
+     "Model default/digits-fedavg-model: apiVersion 'sedna.io/v1beta1' is not served by Sedna; use sedna.io/v1alpha1"),
+    ("bad-env-value", "- name: epochs\n            value: '2'", "- name: epochs\n            value: ten",
+     "spec.trainingWorkers[0].template.spec.containers[0].env[0]: epochs='ten' is not"),
+    ("unknown-datasource", 'datasource = "sednaDataResource"', 'datasource = "sednaDataResorce"',
+     "data.datasource = 'sednaDataResorce' is not known to Plato or plato_sedna"),
+    ("missing-image", "image: plato-sedna:0.1.0", "image: ''",
+     "spec.aggregationWorker.template.spec.containers[0].image: is missing"),
+    ("schema", "  format: pth\n", "",
+     "Model default/digits-fedavg-model: spec: 'format' is a required property"),
+    ("pruned-field", "  nodeName: edge1\n", "  nodeName: edge1\n  num_classes: 10\n",
+     "spec.num_classes: not in Sedna's Dataset CRD"),
+    ("bad-stop-condition", "  name: digits-fedavg\n  namespace: default\nspec:",
+     "  name: digits-fedavg\n  namespace: default\n  annotations:\n    plato.sedna.io/stop-condition: '{conditions: [{metric: f1, threshold: 1}]}'\nspec:",
+     "annotation plato.sedna.io/stop-condition.conditions[0].metric is 'f1'"),
+    ("config-not-found", "  fedavg.toml: |", "  other.toml: |",
+     "the config /config/fedavg.toml is neither in a ConfigMap of these files nor beside job.yaml"),
+]
+
+
+@pytest.fixture(scope="module")
+def rendered_text(tmp_path_factory: pytest.TempPathFactory, digits_data: Path) -> str:
+    return render_quickstart(tmp_path_factory.mktemp("rendered"), digits_data).read_text()
+
+
+def test_validate_reports_every_broken_manifest(tmp_path: Path, rendered_text: str) -> None:
+    files = []
+    for name, old, new, _ in BROKEN:
+        folder = tmp_path / name
+        folder.mkdir()
+        files.append(_broken(folder / "job.yaml", old, new) if (folder / "job.yaml").write_text(rendered_text) else None)
+
+    for (name, _, _, message), file in zip(BROKEN, files, strict=True):
+        if name == "config-not-found":
+            (file.parent / "fedavg.toml").unlink(missing_ok=True)
+        result = plato_sedna("validate", str(file))
+        assert result.returncode == 1, (name, result.stdout)
+        assert message in result.stdout, (name, result.stdout)
+        assert str(file) in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_validate_checks_a_config_on_its_own_and_the_extended_crds(tmp_path: Path, rendered_text: str) -> None:
+    config = tmp_path / "fedavg.toml"
+    config.write_text((QUICKSTART / "fedavg.toml").read_text().replace('type = "fedavg"', 'type = "fedsgd"'))
+    result = plato_sedna("validate", str(config))
+    assert result.returncode == 1 and "algorithm.type = 'fedsgd' is not known" in result.stdout
+
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(rendered_text.replace("  nodeName: edge1\n", "  nodeName: edge1\n  num_classes: 10\n", 1))
+    assert plato_sedna("validate", str(job_file)).returncode == 1
+    assert plato_sedna("validate", "--extended-crds", str(job_file)).returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from plato_sedna import runtime_config
@@ -37,7 +38,10 @@ def run_aggregator() -> None:
     """The aggregation worker; ends the process (Plato's server exits when training ends)."""
     from plato_sedna.servers.sedna import sedna_server_class
 
-    sedna_server_class(_server_class())().run()
+    store = _payload_store(sweep=True)  # TRANSMITTER=s3: checked before the server starts
+    server = sedna_server_class(_server_class())()
+    server.payload_store = store
+    server.run()
 
 
 def run_trainer(identity: str, preferred_id: int | None, hosts: tuple[str, ...], port: int, connect_timeout_s: float) -> str:
@@ -47,12 +51,16 @@ def run_trainer(identity: str, preferred_id: int | None, hosts: tuple[str, ...],
 
     from plato_sedna.clients.connection import AggregatorAddress, TrainerSession
     from plato_sedna.clients.report import add_train_loss
+    from plato_sedna.transport.client import use_payload_store
 
     Config().args.id = preferred_id or 1
     progress = _trainer_progress()
     try:
+        store = _payload_store(sweep=False)  # TRANSMITTER=s3: checked before any data loads
         client = registry.get()
         client.configure()
+        if store is not None:
+            use_payload_store(client, store)
         add_train_loss(client)  # for the aggregator's delta_loss stop condition
         client._load_data()  # a bad dataset fails the pod at start, not in round 1
         session = TrainerSession(client, identity, preferred_id, progress)
@@ -65,6 +73,24 @@ def run_trainer(identity: str, preferred_id: int | None, hosts: tuple[str, ...],
         return stop_reason
     finally:
         progress.close()  # the last report goes out before the process exits
+
+
+def _payload_store(sweep: bool):
+    """The checked S3 payload store when the transmitter is s3, else None (Plato's socket)."""
+    from plato_sedna.context import SednaContext
+    from plato_sedna.storage.settings import S3Settings
+    from plato_sedna.transport.startup import open_payload_store
+
+    # The keys are not in the [sedna] table (it is written to disk): read them here.
+    settings = S3Settings.from_context(SednaContext.from_env(os.environ))
+    return open_payload_store(
+        runtime_config.sedna("transmitter", "ws"),
+        runtime_config.sedna("agg_data_path"),
+        settings,
+        namespace=runtime_config.sedna("namespace"),
+        job_name=runtime_config.sedna("job_name"),
+        sweep=sweep,
+    )
 
 
 def _trainer_progress() -> TrainerProgress:

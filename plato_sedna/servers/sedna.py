@@ -26,6 +26,7 @@ from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
 from plato_sedna.servers.progress import JobProgress, RoundRecord
 from plato_sedna.servers.stop import RoundState, stop_condition_from
 from plato_sedna.servers.trigger import AggregationTrigger, AggregationTriggerMixin
+from plato_sedna.transport.server import S3PayloadServerMixin
 
 LOGGER = logging.getLogger(__name__)
 
@@ -263,5 +264,7 @@ async def _exit_on_failure(step, what: str) -> None:
 def sedna_server_class(server_class: type) -> type:
     """Return ``server_class`` with :class:`SednaServerMixin` in front of it."""
     return type(
-        f"Sedna{server_class.__name__}", (SednaServerMixin, AggregationTriggerMixin, server_class), {}
+        f"Sedna{server_class.__name__}",
+        (SednaServerMixin, AggregationTriggerMixin, S3PayloadServerMixin, server_class),
+        {},
     )

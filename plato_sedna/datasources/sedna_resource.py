@@ -1,151 +1,101 @@
 """``data.datasource = "sednaDataResource"``: a Sedna Dataset as Plato train/test sets.
 
-Where the index comes from, highest first: the config's ``data.train_url`` /
-``data.test_url``, then the ``[sedna]`` table (``TRAIN_DATASET_URL`` /
-``TEST_DATASET_URL`` injected by Sedna). Without a test index, a seeded
-``data.test_split`` fraction (default 0.2) of the train index is held out.
+Where the data is and how to read it: ``settings.py`` (config ``data.*`` keys, the
+pod's env, the Dataset resource, its ``plato.sedna.io/*`` annotations). Formats:
+``formats/``. Without test data, a seeded, stratified ``data.test_split`` fraction
+(default 0.2) of the train data is held out, except in a Sedna trainer that nobody
+asks to test: it keeps its whole set.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 
 from plato.datasources import base
 
-from plato_sedna import runtime_config
-from plato_sedna.datasources.index import IndexedSamples, read_txt_index
+from plato_sedna import resources, runtime_config
+from plato_sedna.datasources.datasets import ImageDataset, TextDataset, YoloDataset
+from plato_sedna.datasources.reader import DatasetParts, read_dataset
+from plato_sedna.datasources.samples import Samples
+from plato_sedna.datasources.settings import CONFIG_KEYS, DataSettings, resolve_settings
+from plato_sedna.datasources.split import split_held_out
 from plato_sedna.errors import ResourceError
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_TEST_SPLIT = 0.2
-DEFAULT_SEED = 1
+
+def current_settings() -> DataSettings:
+    """The running worker's dataset settings: its config, [sedna] table and Dataset resource."""
+    config = {key: runtime_config.setting("data", key) for key in CONFIG_KEYS}
+    pod = {key: runtime_config.sedna(key) for key in ("train_url", "test_url")}
+    manifests = runtime_config.sedna("manifests")
+    manifests_dir = None
+    if manifests:
+        path = Path(manifests).resolve()
+        manifests_dir = str(path if path.is_dir() else path.parent)
+    return resolve_settings(config, pod, resources.pod_dataset(), manifests_dir)
 
 
-class IndexedImageDataset:
-    """A torch-style dataset over image files; each item is loaded when indexed."""
-
-    def __init__(self, samples: IndexedSamples, image_size: int | None = None) -> None:
-        self.paths = list(samples.paths)
-        self.targets = list(samples.targets)
-        self.classes = list(samples.classes)
-        self.image_size = image_size
-        self._to_tensor = None
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        if self._to_tensor is None:
-            from torchvision.transforms import functional
-
-            self._to_tensor = functional.to_tensor
-        with Image.open(self.paths[index]) as image:
-            image.load()
-            if self.image_size:
-                image = image.resize((self.image_size, self.image_size))
-            return self._to_tensor(image), self.targets[index]
+def train_and_test(
+    parts: DatasetParts, settings: DataSettings
+) -> tuple[Samples, Samples]:
+    """The parts as ``(train, test)``: an absent test part is held out of the train part."""
+    if parts.train is None:
+        return parts.test.emptied(), parts.test
+    if parts.test is not None:
+        return parts.train, parts.test
+    tests_here = runtime_config.setting("clients", "do_test", False)
+    if runtime_config.sedna("role") == "trainer" and not tests_here:
+        return (
+            parts.train,
+            parts.train.emptied(),
+        )  # nobody tests here: keep every sample
+    return split_held_out(parts.train, settings.test_split, settings.random_seed)
 
 
-def _subset(samples: IndexedSamples, positions: list[int]) -> IndexedSamples:
-    return IndexedSamples(
-        tuple(samples.paths[i] for i in positions),
-        tuple(samples.targets[i] for i in positions),
-        samples.classes,
-    )
-
-
-def split_held_out(samples: IndexedSamples, fraction: float, seed: int):
-    """Split samples into (train, test) by a seeded shuffle; same split in every process."""
-    if not 0 < fraction < 1:
-        raise ResourceError(f"data.test_split = {fraction} must be between 0 and 1")
-    positions = list(range(len(samples)))
-    random.Random(seed).shuffle(positions)
-    test_count = max(1, round(len(positions) * fraction))
-    return _subset(samples, sorted(positions[test_count:])), _subset(
-        samples, sorted(positions[:test_count])
-    )
-
-
-def _dataset_url(kind: str, env_name: str) -> tuple[str | None, str]:
-    """The ``train``/``test`` url and where it was set: the config wins over the pod env."""
-    from_config = runtime_config.setting("data", f"{kind}_url")
-    if from_config:
-        return from_config, f"data.{kind}_url"
-    return runtime_config.sedna(f"{kind}_url"), env_name
-
-
-def _index_path(url: str | None, source: str) -> Path | None:
-    """The local index file a dataset url names: fetched and cached when remote.
-
-    A folder (an ``s3://`` prefix, an unpacked archive, a local directory) must
-    hold exactly one ``.txt`` index at its top level.
-    """
-    if not url:
-        return None
-    from plato_sedna.worker_storage import worker_storage
-
-    try:
-        path = worker_storage().to_local_path(url)
-    except ResourceError as error:
-        raise ResourceError(f"the dataset in {source} cannot be read: {error}") from error
-    if not path.is_dir():
-        return path
-    indexes = sorted(path.glob("*.txt"))
-    if len(indexes) != 1:
-        found = ", ".join(p.name for p in indexes) or "none"
-        raise ResourceError(
-            f"dataset url {url} is a folder; it needs exactly one .txt index at its top level "
-            f"(found: {found}); point the Dataset's url at the index file instead"
-        )
-    return indexes[0]
-
-
-def _empty_like(samples: IndexedSamples) -> IndexedSamples:
-    return IndexedSamples((), (), samples.classes)
+def _dataset(kind: str, samples: Samples, settings: DataSettings):
+    prefix = runtime_config.sedna("data_path_prefix")
+    if kind == "text":
+        return TextDataset(samples)
+    if kind == "yolo":
+        return YoloDataset(samples, settings.image_size, prefix)
+    return ImageDataset(samples, settings.image_size, prefix)
 
 
 class DataSource(base.DataSource):
-    """The pod's Sedna Dataset (a ``txt`` index of images) as Plato datasets."""
+    """The pod's Sedna Dataset as Plato datasets; ``layout`` is the YOLO layout, if any."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__()
-        image_size = runtime_config.setting("data", "image_size")
-        train_index = _index_path(*_dataset_url("train", "TRAIN_DATASET_URL"))
-        test_index = _index_path(*_dataset_url("test", "TEST_DATASET_URL"))
-        if train_index is None and test_index is None:
+        settings = current_settings()
+        if (
+            not settings.train_url
+            and not settings.test_url
+            and not settings.download_url
+        ):
             raise ResourceError(
                 "data.datasource = sednaDataResource found no dataset: the pod has no "
                 "TRAIN_DATASET_URL or TEST_DATASET_URL and the config sets neither "
                 "data.train_url nor data.test_url"
             )
-        train, test = self._read(train_index, test_index)
-        self.trainset = IndexedImageDataset(train, image_size)
-        self.testset = IndexedImageDataset(test, image_size)
+        from plato_sedna.worker_storage import worker_storage
+
+        parts = read_dataset(
+            settings, worker_storage(), runtime_config.sedna("data_path_prefix")
+        )
+        train, test = train_and_test(parts, settings)
+        self.settings = settings
+        self.layout = parts.layout
+        self.trainset = _dataset(parts.kind, train, settings)
+        self.testset = _dataset(parts.kind, test, settings)
         LOGGER.info(
-            "sednaDataResource: %d training and %d test samples, %d classes",
+            "sednaDataResource: %d training and %d test samples, %d classes (%s)",
             len(train),
             len(test),
             len(train.classes),
+            settings.dataset,
         )
-
-    @staticmethod
-    def _read(train_index: Path | None, test_index: Path | None):
-        if train_index is None:
-            test = read_txt_index(test_index)
-            return _empty_like(test), test
-        train = read_txt_index(train_index)
-        if test_index is not None:
-            return train, read_txt_index(test_index)
-        if runtime_config.sedna("role") == "trainer" and not runtime_config.setting("clients", "do_test", False):
-            return train, _empty_like(train)  # nobody tests on this trainer: keep every sample
-        fraction = float(runtime_config.setting("data", "test_split", DEFAULT_TEST_SPLIT))
-        seed = int(runtime_config.setting("data", "random_seed", DEFAULT_SEED))
-        return split_held_out(train, fraction, seed)
 
     def classes(self):
         return self.trainset.classes
@@ -153,6 +103,14 @@ class DataSource(base.DataSource):
     def targets(self):
         return self.trainset.targets
 
-    @staticmethod
-    def input_shape():
-        raise NotImplementedError("sednaDataResource images have no fixed input shape")
+    def input_shape(self):
+        """The shape of every image, known when ``image_size`` resizes them (read off the first)."""
+        if (
+            self.settings.image_size
+            and isinstance(self.trainset, ImageDataset)
+            and len(self.trainset)
+        ):
+            return tuple(self.trainset.image(0).shape)
+        raise NotImplementedError(
+            "sednaDataResource images have no fixed input shape; set data.image_size"
+        )

@@ -42,6 +42,17 @@ _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _FIELD_STEP_RE = re.compile(r"[^.\[\]]+|\[\d+\]")
 # Kubernetes' utilrand alphabet (no vowels), which Sedna's worker names use.
 _TYPE_NAMES = {str: "string", list: "list", dict: "mapping"}
+# Dataset spec fields of the seed proposal's extended CRD, kept when present (Sedna's own
+# CRD has none: its apiserver prunes them).
+DATASET_EXTRA_FIELDS = (
+    "num_classes",
+    "classes",
+    "image_size",
+    "data_params",
+    "train_path",
+    "test_path",
+    "download_url",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class DatasetSpec:
     format: str
     node_name: str
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # DATASET_EXTRA_FIELDS the spec sets, as written.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -402,7 +415,13 @@ def _dataset(manifest: _Manifest) -> DatasetSpec:
             "set spec.nodeName to the edge node that holds the data (any name works locally)",
         ),
         annotations=manifest.annotations(),
+        extra=_extra_spec(manifest),
     )
+
+
+def _extra_spec(manifest: _Manifest) -> Mapping[str, Any]:
+    spec = manifest.get("spec", dict, "", required=False) or {}
+    return MappingProxyType({k: spec[k] for k in DATASET_EXTRA_FIELDS if spec.get(k) is not None})
 
 
 def _model(manifest: _Manifest) -> ModelSpec:

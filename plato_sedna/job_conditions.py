@@ -143,7 +143,7 @@ def server_tables(
     """``{"stop_condition": {...}, "aggregation_trigger": {...}}`` for what the job sets.
 
     ``spec_fields`` holds the job's ``spec.stopCondition``/``spec.aggregationTrigger``
-    where present; a spec field wins over its annotation.
+    where present; an annotation wins over its spec field, as for Datasets and Models.
 
     Raises
     ------
@@ -156,11 +156,11 @@ def server_tables(
     tables: dict[str, dict[str, Any]] = {}
     for field_name, (table_name, build) in builders.items():
         annotation = _ANNOTATIONS[field_name]
-        if spec_fields.get(field_name) is not None:
-            node, where = spec_fields[field_name], f"spec.{field_name}"
-        elif annotations.get(annotation):
+        if annotations.get(annotation):
             node = _parse_annotation(job_ref, annotation, annotations[annotation])
             where = f"annotation {annotation}"
+        elif spec_fields.get(field_name) is not None:
+            node, where = spec_fields[field_name], f"spec.{field_name}"
         else:
             continue
         tables[table_name] = build(node, _Source(job_ref, where))

@@ -222,3 +222,26 @@ def test_on_sednas_crds_the_annotation_carries_the_stop_condition(tls, in_cluste
         facts = resources.job_facts(SednaContext(role="aggregator", job_name=JOB, namespace="default"))
 
     assert facts.server_tables == {"stop_condition": {"operator": "or", "rounds": 3, "delta_loss": 0.01}}
+
+
+def test_a_models_spec_field_names_its_architecture_on_the_extended_crd(tls, tmp_path: Path) -> None:
+    from support.build_model import build_model
+    from support.processes import free_port, plain_env
+
+    objects = quickstart_objects()
+    model = next(obj for obj in objects if obj["kind"] == "Model")
+    del model["metadata"]["annotations"]
+    model["spec"]["model_name"] = "lenet5"
+    config = tmp_path / "fedavg.toml"
+    config.write_text((REPO / "demos" / "quickstart" / "fedavg.toml").read_text().replace('architecture = "lenet5"\n', ""))
+    with _serve(FakeApiServer(tls, TOKEN, extended_crds=True), objects) as server:
+        env = plain_env(
+            AGG_BIND_PORT=str(free_port()), JOB_NAME=JOB, NAMESPACE="default", PARTICIPANTS_COUNT="2",
+            MODEL_URL=str(tmp_path / "model.pth"), KUBERNETES_SERVICE_HOST=server.host,
+            KUBERNETES_SERVICE_PORT=str(server.port), KUBECONFIG=str(tmp_path / "no-kubeconfig"),
+            **{SERVICEACCOUNT_DIR_ENV: str(server.service_account(tmp_path / "sa"))},
+        )
+        result = build_model(config, tmp_path, env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "built plato.models.lenet5" in result.stdout

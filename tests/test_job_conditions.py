@@ -46,7 +46,7 @@ def test_the_proposals_shape_becomes_server_tables() -> None:
     assert AggregationTrigger.from_table(tables["aggregation_trigger"]).threshold(3) == 2
 
 
-def test_annotations_carry_json_or_yaml_and_the_spec_field_wins() -> None:
+def test_annotations_carry_json_or_yaml_and_win_over_the_spec_field() -> None:
     annotations = {
         STOP_CONDITION_ANNOTATION: json.dumps({"operator": "and", "conditions": [{"metric": "rounds", "threshold": 4}], "maxRounds": 8}),
         AGGREGATION_TRIGGER_ANNOTATION: "condition: {metric: num_of_ready_clients, operator: '>', threshold: 1}\n",
@@ -57,8 +57,9 @@ def test_annotations_carry_json_or_yaml_and_the_spec_field_wins() -> None:
         "stop_condition": {"operator": "and", "rounds": 4, "max_rounds": 8},
         "aggregation_trigger": {"min_clients": 2},
     }
-    from_spec = server_tables(JOB, {"stopCondition": PROPOSAL_STOP}, annotations)
-    assert from_spec["stop_condition"]["rounds"] == 21
+    both = server_tables(JOB, {"stopCondition": PROPOSAL_STOP}, annotations)
+    assert both["stop_condition"]["rounds"] == 4
+    assert server_tables(JOB, {"stopCondition": PROPOSAL_STOP}, {})["stop_condition"]["rounds"] == 21
     assert server_tables(JOB, {}, {}) == {}
 
 

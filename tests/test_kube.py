@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
+from support.build_model import build_model
+from support.fake_apiserver import FakeApiServer, make_tls
+from support.processes import free_port, plain_env
 
 from plato_sedna import kube, resources, runtime_config
 from plato_sedna.context import SERVICEACCOUNT_DIR_ENV
-from support.fake_apiserver import FakeApiServer, make_tls
-from support.processes import free_port, plain_env
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "demos" / "quickstart"
@@ -342,23 +341,6 @@ def test_outside_a_cluster_resources_are_none(
 # ---------------------------------------------------------------------------
 # A worker process builds its model from the Model's annotation served by the API
 
-_BUILD_MODEL = """
-import os, sys
-import plato_sedna
-from plato_sedna.config import load_config_file, resolve_config, write_config
-from plato_sedna.context import SednaContext
-
-resolved = resolve_config(load_config_file(sys.argv[1]), SednaContext.from_env(os.environ))
-path = write_config(resolved, "config.resolved.toml")
-os.environ["config_file"] = str(path)
-sys.argv = ["plato", "-c", str(path)]
-from plato.config import Config
-Config()
-from plato.models import registry
-print("built", type(registry.get()).__module__)
-"""
-
-
 def test_aggregator_process_builds_the_annotated_architecture(
     tmp_path: Path, service_account: Path, apiserver: FakeApiServer
 ) -> None:
@@ -377,15 +359,7 @@ def test_aggregator_process_builds_the_annotated_architecture(
         **{SERVICEACCOUNT_DIR_ENV: str(service_account)},
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", _BUILD_MODEL, str(config)],
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = build_model(config, tmp_path, env)
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "built plato.models.lenet5" in result.stdout

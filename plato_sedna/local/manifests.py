@@ -53,6 +53,8 @@ DATASET_EXTRA_FIELDS = (
     "test_path",
     "download_url",
 )
+# Model spec fields of the seed proposal, kept the same way.
+MODEL_EXTRA_FIELDS = ("model_name", "framework", "model_config", "pretrained", "num_classes")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class ModelSpec:
     url: str
     format: str
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # MODEL_EXTRA_FIELDS the spec sets, as written.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -415,13 +419,13 @@ def _dataset(manifest: _Manifest) -> DatasetSpec:
             "set spec.nodeName to the edge node that holds the data (any name works locally)",
         ),
         annotations=manifest.annotations(),
-        extra=_extra_spec(manifest),
+        extra=_extra_spec(manifest, DATASET_EXTRA_FIELDS),
     )
 
 
-def _extra_spec(manifest: _Manifest) -> Mapping[str, Any]:
+def _extra_spec(manifest: _Manifest, names: tuple[str, ...]) -> Mapping[str, Any]:
     spec = manifest.get("spec", dict, "", required=False) or {}
-    return MappingProxyType({k: spec[k] for k in DATASET_EXTRA_FIELDS if spec.get(k) is not None})
+    return MappingProxyType({k: spec[k] for k in names if spec.get(k) is not None})
 
 
 def _model(manifest: _Manifest) -> ModelSpec:
@@ -431,6 +435,7 @@ def _model(manifest: _Manifest) -> ModelSpec:
         url=manifest.get("spec.url", str, "set spec.url to the model's path or URL"),
         format=manifest.get("spec.format", str, "set spec.format (pth, ckpt, pb, ...)"),
         annotations=manifest.annotations(),
+        extra=_extra_spec(manifest, MODEL_EXTRA_FIELDS),
     )
 
 

@@ -107,13 +107,25 @@ def read(url: str, storage, **settings):
     )
 
 
-@pytest.fixture(params=["local", "s3"])
-def place(request, s3_client, s3_bucket, tmp_path: Path):
+def serve(folder: Path, web_root: Path, http_server, relative: str) -> str:
+    """The url of ``relative`` in ``folder`` on the web server; a folder goes as a zip archive."""
+    if relative:
+        shutil.copytree(folder, web_root / "edge1", dirs_exist_ok=True)
+        return http_server.url(f"edge1/{relative}")
+    archive = shutil.make_archive(str(web_root / "edge1"), "zip", folder)
+    return http_server.url(Path(archive).name)
+
+
+@pytest.fixture(params=["local", "s3", "http"])
+def place(request, tmp_path: Path):
     """Puts a dataset folder somewhere and answers the url of ``relative`` in it."""
 
     def put(folder: Path, relative: str = "") -> str:
         if request.param == "local":
             return str(folder / relative) if relative else str(folder)
+        if request.param == "http":
+            return serve(folder, request.getfixturevalue("web_root"), request.getfixturevalue("http_server"), relative)
+        s3_client, s3_bucket = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket")
         return upload(s3_client, s3_bucket, folder, "edge1") + relative
 
     return put

@@ -188,6 +188,23 @@ def pod_dataset() -> DatasetSpec | None:
     )
 
 
+def job_datasets() -> tuple[DatasetSpec, ...]:
+    """The Datasets of the job's training workers (what the aggregator knows of its data)."""
+    pod = _pod()
+    job = _manifest_job(pod)
+    if job is not None:
+        return tuple(trainer.dataset for trainer in job.trainers if trainer.dataset is not None)
+    api_job = _api_job(pod)
+    namespace = _namespace(pod)
+    if api_job is None or not namespace:
+        return ()
+    found = (
+        _api.read(("Dataset", namespace, name), lambda client, name=name: client.get_dataset(namespace, name))
+        for name in api_job.dataset_names
+    )
+    return tuple(dataset for dataset in found if dataset is not None)
+
+
 def participants_from_job() -> int | None:
     """The job's number of training workers, or None when the job cannot be read."""
     facts = _job_facts(_pod())

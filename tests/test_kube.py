@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from support.build_model import build_model
 from support.fake_apiserver import FakeApiServer, make_tls
 from support.processes import free_port, plain_env
@@ -368,3 +369,19 @@ def test_aggregator_process_builds_the_annotated_architecture(
         ["models", f"{MODEL} 200"],
     ]
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_the_aggregator_takes_num_classes_from_the_jobs_datasets(
+    sedna_table: dict, in_cluster: FakeApiServer, tmp_path: Path
+) -> None:
+    from plato_sedna.models.sedna_resource import model_settings
+
+    # the aggregator has no Dataset of its own: the job's trainers' Datasets say it
+    for name in DATASETS:
+        dataset = next(d for d in yaml.safe_load_all((QUICKSTART / "job.yaml").read_text()) if d["metadata"]["name"] == name)
+        dataset["metadata"]["annotations"] = {"plato.sedna.io/num-classes": "7"}
+        in_cluster.add(dataset)
+
+    assert [d.name for d in resources.job_datasets()] == list(DATASETS)
+    assert model_settings({"architecture": "lenet5"}).num_classes == 7
+    assert model_settings({"architecture": "lenet5", "num_classes": 10}).num_classes == 10  # the config wins

@@ -17,7 +17,11 @@ from typing import Any
 from plato_sedna import resources, runtime_config
 from plato_sedna.errors import ResourceError
 from plato_sedna.models.architectures import build, kind_of
-from plato_sedna.models.settings import ModelSettings, resolve_settings
+from plato_sedna.models.settings import (
+    ANNOTATION_PREFIX,
+    ModelSettings,
+    resolve_settings,
+)
 from plato_sedna.models.weights import load_pretrained
 
 LOGGER = logging.getLogger(__name__)
@@ -26,14 +30,28 @@ LOGGER = logging.getLogger(__name__)
 def model_settings(model_parameters: Mapping[str, Any]) -> ModelSettings:
     """The settings of this job's model, from the config and the Model (and pod Dataset) resources."""
     model = resources.aggregation_model()
-    dataset = resources.pod_dataset()
     return resolve_settings(
         model_parameters,
         model.annotations if model is not None else None,
-        getattr(model, "extra", None),  # seed-proposal spec fields (as DatasetSpec.extra)
+        model.extra if model is not None else None,  # the seed proposal's spec fields
         model_ref=f"{model.namespace}/{model.name}" if model is not None else None,
-        dataset_annotations=dataset.annotations if dataset is not None else None,
+        dataset_annotations=_dataset_facts(),
     )
+
+
+def _dataset_facts() -> dict[str, str] | None:
+    """``num-classes`` as a Dataset says it: the pod's own, else (the aggregator) the job's first.
+
+    From the Dataset's annotation or, with the extended CRD, its ``num_classes`` spec field.
+    """
+    pod_dataset = resources.pod_dataset()
+    datasets = (pod_dataset,) if pod_dataset is not None else resources.job_datasets()
+    key = f"{ANNOTATION_PREFIX}num-classes"
+    for dataset in datasets:
+        value = dataset.annotations.get(key) or dataset.extra.get("num_classes")
+        if value is not None:
+            return {key: str(value)}
+    return None
 
 
 def pretrained_url(

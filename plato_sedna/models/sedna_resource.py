@@ -35,7 +35,16 @@ def model_settings(model_parameters: Mapping[str, Any]) -> ModelSettings:
         model.annotations if model is not None else None,
         model.extra if model is not None else None,  # the seed proposal's spec fields
         model_ref=f"{model.namespace}/{model.name}" if model is not None else None,
-        dataset_annotations=_dataset_facts(),
+        dataset_annotations=None if _num_classes_given(model_parameters, model) else _dataset_facts(),
+    )
+
+
+def _num_classes_given(model_parameters: Mapping[str, Any], model) -> bool:
+    """Whether the config or the Model says num_classes (then no Dataset needs reading)."""
+    if model_parameters.get("num_classes") is not None:
+        return True
+    return model is not None and (
+        model.annotations.get(f"{ANNOTATION_PREFIX}num-classes") is not None or "num_classes" in model.extra
     )
 
 

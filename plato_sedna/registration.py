@@ -33,6 +33,26 @@ ENTRIES: tuple[tuple[str, str, str, str], ...] = (
         "sednaModelResource",
         "plato_sedna.models.sedna_resource:ModelFactory",
     ),
+    (
+        "plato.trainers.registry",
+        "registered_trainers",
+        "hf_text_classification",
+        "plato_sedna.trainers.huggingface:TextClassificationTrainer",
+    ),
+    (
+        "plato.trainers.registry",
+        "registered_trainers",
+        "hf_causal_lm",
+        "plato_sedna.trainers.huggingface:CausalLMTrainer",
+    ),
+    (
+        "plato.algorithms.registry",
+        "registered_algorithms",
+        "hf_fedavg",
+        "plato_sedna.trainers.huggingface_exchange:Algorithm",
+    ),
+    ("plato.trainers.registry", "registered_trainers", "yolov5", "plato_sedna.trainers.yolo:Trainer"),
+    ("plato.trainers.registry", "registered_trainers", "yolo", "plato_sedna.trainers.yolo:Trainer"),
 )
 
 

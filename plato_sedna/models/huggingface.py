@@ -66,6 +66,13 @@ def build(settings: ModelSettings):
         raise ResourceError(
             f"cannot build the Hugging Face model {source!r} ({auto_class.__name__}): {error}"
         ) from None
+    except RuntimeError:  # transformers: weights of other shapes (its report is logged above)
+        raise ResourceError(
+            f"the weights of the Hugging Face model {source!r} do not fit a {auto_class.__name__} "
+            f"with num_classes = {settings.num_classes} ({settings.sources.get('num_classes')}): "
+            "set num_classes to the number of labels the model was saved with (its config.json "
+            "num_labels), or pretrained = false to start from random weights"
+        ) from None
 
 
 def load_folder(model, folder: Path):
@@ -78,8 +85,16 @@ def load_folder(model, folder: Path):
 
 
 def save_folder(model, folder: Path) -> None:
-    """``save_pretrained`` into ``folder`` (safetensors), with the source folder's tokenizer files."""
+    """``save_pretrained`` into ``folder`` (safetensors), with the source folder's tokenizer files.
+
+    A model with LoRA adapters (peft) is saved with them merged, so the folder is a
+    plain model that ``from_pretrained`` loads.
+    """
     _quiet()
+    if hasattr(model, "merge_and_unload"):
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
     model.save_pretrained(folder)
     source = Path(str(getattr(model, "name_or_path", "") or ""))
     if source.is_dir():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from plato_sedna import resources, runtime_config
@@ -107,6 +108,10 @@ def build_model(settings: ModelSettings, url: str | None, storage=None):
         return build(
             settings, checkpoint=local
         )  # the checkpoint is the architecture and its weights
+    if kind == "huggingface" and local is not None and (local / "config.json").is_file():
+        # A save_pretrained folder is the architecture and its weights: a Hub id names
+        # what it stands for, and needs no network then.
+        return build(replace(settings, model_config=str(local), pretrained=True))
     model = build(settings)
     if local is not None:
         model = load_pretrained(model, local, kind, display_url(url))

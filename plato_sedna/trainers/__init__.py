@@ -1,0 +1,1 @@
+"""Plato trainers the plugin registers (``trainer.type``)."""

@@ -53,6 +53,9 @@ ENTRIES: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("plato.trainers.registry", "registered_trainers", "yolov5", "plato_sedna.trainers.yolo:Trainer"),
     ("plato.trainers.registry", "registered_trainers", "yolo", "plato_sedna.trainers.yolo:Trainer"),
+    ("plato.algorithms.registry", "registered_algorithms", "mistnet", "plato_sedna.algorithms.mistnet:Algorithm"),
+    ("plato.clients.registry", "registered_clients", "mistnet", "plato_sedna.clients.mistnet:client"),
+    ("plato.servers.registry", "registered_servers", "mistnet", "plato_sedna.servers.mistnet:Server"),
 )
 
 

@@ -114,10 +114,12 @@ def test_successful_job(tmp_path: Path) -> None:
     assert sorted(p.name for p in workdir.iterdir()) == [
         "aggregator",
         "models",
+        "progress.png",
         "summary.json",
         "trainer-1",
         "trainer-2",
     ]
+    assert summary["plot"] == str(workdir / "progress.png")
 
 
 def test_workers_get_their_own_folder_log_and_loopback_env(tmp_path: Path) -> None:

@@ -57,6 +57,12 @@ def test_quickstart_reaches_090_and_publishes_a_loadable_model(quickstart_job: P
     metrics = json.loads((model_path.parent / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(summary["accuracy"])
     assert [r["round"] for r in metrics["history"]] == list(range(1, summary["rounds"] + 1))
+    assert all(r["bytes_sent"] > 100_000 and r["bytes_received"] > 100_000 for r in metrics["history"])
+
+    from PIL import Image
+
+    with Image.open(summary["plot"]) as plot:  # accuracy and loss per round, beside summary.json
+        assert plot.format == "PNG" and Path(summary["plot"]).parent == workdir
 
     assert f"round {summary['rounds']}/10" in result.stdout
     assert "[trainer-1] " in result.stdout and "[aggregator] " in result.stdout

@@ -21,6 +21,7 @@ from plato_sedna.errors import JobFailed, PlatoSednaError
 from plato_sedna.local.container import local_command
 from plato_sedna.local.environment import LOOPBACK, is_remote_url, local_url, worker_env
 from plato_sedna.local.manifests import JobSpec
+from plato_sedna.local.plot import PLOT_NAME, write_progress_plot
 from plato_sedna.models.publish import METRICS_FILENAME, model_path
 from plato_sedna.servers.progress import PROGRESS_MARKER
 
@@ -47,6 +48,7 @@ class Progress:
     rounds: int | None
     accuracy: float | None
     elapsed_s: float | None
+    loss: float | None = None
 
     @classmethod
     def parse(cls, line: str) -> "Progress | None":
@@ -60,12 +62,13 @@ class Progress:
             return None
         if not isinstance(report, dict) or not _is_int(report.get("round")):
             return None
-        rounds, accuracy, elapsed = (report.get(k) for k in ("rounds", "accuracy", "elapsed_s"))
+        rounds, accuracy, elapsed, loss = (report.get(k) for k in ("rounds", "accuracy", "elapsed_s", "loss"))
         return cls(
             round=report["round"],
             rounds=rounds if _is_int(rounds) else None,
             accuracy=float(accuracy) if _is_number(accuracy) else None,
             elapsed_s=float(elapsed) if _is_number(elapsed) else None,
+            loss=float(loss) if _is_number(loss) else None,
         )
 
     def describe(self) -> str:
@@ -189,6 +192,7 @@ class _JobRun:
         self.out = out
         self.workers: list[_Worker] = []
         self.progress: Progress | None = None
+        self.history: list[Progress] = []
         self.interrupted_by: str | None = None
         self.output_lock = threading.Lock()
         self.started = time.monotonic()
@@ -210,6 +214,7 @@ class _JobRun:
             self._join_readers()
             _restore_signals(handlers)
             summary = self._summary(status, error)
+            summary["plot"] = self._plot()
             summary_path = self.workdir / "summary.json"
             _write_json_atomically(summary_path, summary)
         self._announce(summary, summary_path)
@@ -276,6 +281,7 @@ class _JobRun:
             self._print(f"[{worker.key}] {line}")
             return
         self.progress = progress
+        self.history.append(progress)
         self._print(progress.describe())
 
     def _print(self, text: str) -> None:
@@ -391,6 +397,23 @@ class _JobRun:
         if not outputs:
             return self.model_url if status == "succeeded" else None
         return str(outputs[0]) if self._published(outputs[0]) else None
+
+    def _plot(self) -> str | None:
+        """``progress.png`` of the rounds seen, beside summary.json; None without rounds."""
+        rounds = {record.round: record for record in self.history}  # a resent round counts once
+        records = [rounds[number] for number in sorted(rounds)]
+        try:
+            path = write_progress_plot(
+                [r.round for r in records],
+                [r.accuracy for r in records],
+                [r.loss for r in records],
+                self.workdir / PLOT_NAME,
+                f"{self.job.namespace}/{self.job.name}",
+            )
+        except Exception as error:  # noqa: BLE001 - a plot must never fail the job
+            logger.warning("could not write %s: %s", PLOT_NAME, error)
+            return None
+        return str(path) if path else None
 
     def _summary(self, status: str, error: str | None) -> dict[str, Any]:
         """The content of summary.json."""

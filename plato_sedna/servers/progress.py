@@ -18,6 +18,8 @@ class RoundRecord:
     elapsed_s: float
     clients: int
     loss: float | None = None
+    bytes_sent: int = 0  # payload bytes on the socket to trainers in this round
+    bytes_received: int = 0  # and from them
 
 
 @dataclass
@@ -46,6 +48,7 @@ class JobProgress:
             "round": record.round,
             "rounds": self.rounds_planned,
             "accuracy": record.accuracy,
+            "loss": record.loss,
             "elapsed_s": record.elapsed_s,
         }
         print(f"{PROGRESS_MARKER} {json.dumps(payload)}", file=sys.stdout, flush=True)

@@ -20,11 +20,13 @@ from functools import cache
 from pathlib import Path
 
 from plato_sedna import runtime_config
-from plato_sedna.errors import PlatoSednaError
+from plato_sedna.errors import ConfigError, PlatoSednaError
 from plato_sedna.models import global_model
 from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
+from plato_sedna.servers.metrics_endpoint import JobMetrics, MetricsEndpoint
 from plato_sedna.servers.progress import JobProgress, RoundRecord
 from plato_sedna.servers.stop import RoundState, stop_condition_from
+from plato_sedna.servers.traffic import TrafficMeterMixin
 from plato_sedna.servers.trigger import AggregationTrigger, AggregationTriggerMixin
 from plato_sedna.transport.server import S3PayloadServerMixin
 
@@ -62,6 +64,9 @@ class SednaServerMixin:
         self.tests_global_model = bool(runtime_config.setting("server", "do_test", True))
         self.configured_per_round = None
         self.started_at = time.monotonic()
+        self.round_started_at = self.started_at
+        self.metrics = JobMetrics(job=str(self.job_name or "plato"))
+        self.metrics_endpoint = _metrics_endpoint(self.metrics, runtime_config.setting("server", "metrics_port"))
 
     # Trainers joining and leaving
 
@@ -173,14 +178,30 @@ class SednaServerMixin:
 
     def clients_processed(self) -> None:
         super().clients_processed()
+        now = time.monotonic()
+        sent, received = self.traffic.take()
         record = RoundRecord(
             round=self.current_round,
             accuracy=float(self.accuracy),
-            elapsed_s=round(time.monotonic() - self.started_at, 3),
+            elapsed_s=round(now - self.started_at, 3),
             clients=len(self.updates),
             loss=mean_train_loss(self.updates),
+            bytes_sent=sent,
+            bytes_received=received,
         )
         self.progress.history.append(record)
+        self.metrics.update(
+            round=record.round,
+            accuracy=record.accuracy,
+            loss=record.loss,
+            connected_trainers=len(self.clients),
+            round_duration_seconds=now - self.round_started_at,
+            round_bytes_sent=sent,
+            round_bytes_received=received,
+            bytes_sent_total=self.traffic.sent_total,
+            bytes_received_total=self.traffic.received_total,
+        )
+        self.round_started_at = now
         self._publish()
         self.progress.announce(record)
 
@@ -202,17 +223,19 @@ class SednaServerMixin:
         if not self.model_url:
             return
         try:
+            # A server class may add to metrics.json (e.g. MistNet's epsilon and upload sizes).
+            extra = getattr(self, "extra_metrics", dict)()
             global_model.publish_global_model(
                 self.model_url,
                 self.algorithm.model,
-                self.progress.metrics(),
+                {**self.progress.metrics(), **extra},
                 samples=sum(update.report.num_samples for update in self.updates),
                 final=self.progress.stop_reason is not None,
             )
         except PlatoSednaError as error:  # names the URL and the local copy: no traceback needed
             LOGGER.error("Publishing the model to MODEL_URL %s failed: %s", self.model_url, error)
             os._exit(FAILURE_EXIT_CODE)
-        except Exception:  # noqa: BLE001 - a model that cannot be published fails the job
+        except Exception:  # a model that cannot be published fails the job
             LOGGER.exception("Publishing the model to MODEL_URL %s failed", self.model_url)
             os._exit(FAILURE_EXIT_CODE)
 
@@ -255,9 +278,21 @@ def mean_train_loss(updates) -> float | None:
 async def _exit_on_failure(step, what: str) -> None:
     try:
         await step
-    except Exception:  # noqa: BLE001 - any failure here must end the pod non-zero
+    except Exception:  # any failure here must end the pod non-zero
         LOGGER.exception("%s failed; the aggregator exits", what)
         os._exit(FAILURE_EXIT_CODE)
+
+
+def _metrics_endpoint(metrics: JobMetrics, port) -> MetricsEndpoint | None:
+    """The Prometheus endpoint when ``[server] metrics_port`` is set (0: any free port)."""
+    if port is None:
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"server.metrics_port = {port!r} is not a port; use 1 to 65535, or 0 for any free port")
+    try:
+        return MetricsEndpoint(metrics, port).start()
+    except OSError as error:
+        raise ConfigError(f"server.metrics_port = {port} cannot be used ({error.strerror}); pick another port") from None
 
 
 @cache
@@ -265,6 +300,6 @@ def sedna_server_class(server_class: type) -> type:
     """Return ``server_class`` with :class:`SednaServerMixin` in front of it."""
     return type(
         f"Sedna{server_class.__name__}",
-        (SednaServerMixin, AggregationTriggerMixin, S3PayloadServerMixin, server_class),
+        (SednaServerMixin, AggregationTriggerMixin, TrafficMeterMixin, S3PayloadServerMixin, server_class),
         {},
     )

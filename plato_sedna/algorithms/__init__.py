@@ -1,0 +1,1 @@
+"""Plato algorithms the plugin provides (MistNet), with the pieces they are built from."""

@@ -183,9 +183,15 @@ def _raised(read) -> kube.KubeError:
 
 
 def test_token_never_reaches_logs_or_errors(
-    client: kube.KubeClient, apiserver: FakeApiServer, service_account: Path, caplog: pytest.LogCaptureFixture
+    client: kube.KubeClient,
+    apiserver: FakeApiServer,
+    service_account: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # another test's logging.config (disable_existing_loggers) may have muted urllib3's logger
+    monkeypatch.setattr(logging.getLogger("urllib3.connectionpool"), "disabled", False)
     client.get_job("default", JOB)
     apiserver.deny("models")
     errors = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import shutil
 import sys
 from pathlib import Path
@@ -16,9 +17,8 @@ sys.path.insert(0, str(REPO))
 @pytest.fixture(scope="session")
 def digits_data(tmp_path_factory) -> Path:
     """The digits images and indexes (edge1.txt, edge2.txt, test.txt) in a session folder."""
-    sys.path.insert(0, str(QUICKSTART))
-    from prepare_data import prepare
-
+    # By path: every demo has a prepare_data.py, and they must not shadow each other.
+    prepare = runpy.run_path(str(QUICKSTART / "prepare_data.py"))["prepare"]
     out_dir = tmp_path_factory.mktemp("digits")
     prepare(out_dir)
     return out_dir

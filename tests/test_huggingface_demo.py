@@ -76,6 +76,7 @@ def test_two_trainers_fine_tune_and_publish_a_folder_transformers_loads(corpus: 
     assert summary["accuracy"] >= 0.8 > CHANCE + 0.4
     assert summary["stop_reason"] in ("target_accuracy", "rounds")
     folder = workdir / "model" / "topics-classifier"
+    assert summary["model_url"] == str(folder)  # the published folder, as summary.json names it
     assert published_accuracy(folder, corpus / "test.csv") == pytest.approx(summary["accuracy"], abs=0.02)
     history = json.loads((folder / "metrics.json").read_text())["history"]
     assert history[0]["accuracy"] < summary["accuracy"]  # it learned across rounds

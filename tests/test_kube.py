@@ -190,8 +190,12 @@ def test_token_never_reaches_logs_or_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    # another test's logging.config (disable_existing_loggers) may have muted urllib3's logger
-    monkeypatch.setattr(logging.getLogger("urllib3.connectionpool"), "disabled", False)
+    # Libraries imported by other tests (ultralytics, transformers) may have raised urllib3's
+    # level, muted or detached its loggers: make it log every request, as it would alone.
+    for name in ("urllib3", "urllib3.connectionpool"):
+        caplog.set_level(logging.DEBUG, logger=name)
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
     client.get_job("default", JOB)
     apiserver.deny("models")
     errors = [

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
 from test_quickstart_e2e import run_job
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "yolov5"
-sys.path.insert(0, str(DEMO))
-
-from prepare_data import CLASSES, prepare_shapes
-from report import draw_detections, map_history, plot_map
+# By path: every demo has a prepare_data.py, and they must not shadow each other.
+_PREPARE = runpy.run_path(str(DEMO / "prepare_data.py"))
+_REPORT = runpy.run_path(str(DEMO / "report.py"))
+CLASSES, prepare_shapes = _PREPARE["CLASSES"], _PREPARE["prepare_shapes"]
+draw_detections, map_history, plot_map = (_REPORT[name] for name in ("draw_detections", "map_history", "plot_map"))
 
 from plato_sedna.errors import ConfigError
 from plato_sedna.trainers import yolo_arguments

@@ -22,6 +22,7 @@ from plato_sedna.local.container import local_command
 from plato_sedna.local.environment import LOOPBACK, is_remote_url, local_url, worker_env
 from plato_sedna.local.manifests import JobSpec
 from plato_sedna.local.plot import PLOT_NAME, write_progress_plot
+from plato_sedna.models.formats import ALIASES
 from plato_sedna.models.publish import METRICS_FILENAME, model_path
 from plato_sedna.servers.progress import PROGRESS_MARKER
 
@@ -362,9 +363,12 @@ class _JobRun:
         self.interrupted_by = signal.Signals(signum).name
 
     def _local_outputs(self) -> list[Path]:
-        """The model file and metrics.json the aggregator publishes, when local."""
+        """The model (a file, or a Hugging Face folder) and its metrics.json, when local."""
         if is_remote_url(self.model_url) and not self.model_url.startswith("file://"):
             return []
+        if ALIASES.get(self.job.model.format.strip().lower()) == "huggingface":
+            folder = Path(self.model_url.removeprefix("file://"))
+            return [folder, folder / METRICS_FILENAME]  # the folder holds both
         model = model_path(self.model_url)
         return [model, model.parent / METRICS_FILENAME]
 

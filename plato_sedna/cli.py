@@ -88,12 +88,12 @@ def _start(args: argparse.Namespace) -> int:
     Config()
     preflight.check_registry_names(context.role)
     if context.role == "aggregator":
-        launch.run_aggregator()
+        launch.run_aggregator(context.trainer_token)
         return 0
     if context.role == "trainer":
         hosts, port = _aggregator_address(args, context)
         identity = context.trainer_identity or f"trainer-{os.getpid()}"
-        launch.run_trainer(identity, args.id, hosts, port, context.connect_timeout)
+        launch.run_trainer(identity, args.id, hosts, port, context.connect_timeout, context.trainer_token)
         return 0
     launch.run_plain()
     return 0

@@ -22,6 +22,10 @@ DEFAULT_CONNECT_TIMEOUT = 300.0
 # variable (not set by Sedna or Kubernetes) points tests at another folder.
 DEFAULT_SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 SERVICEACCOUNT_DIR_ENV = "PLATO_SEDNA_SERVICEACCOUNT_DIR"
+# The job's shared trainer token (not set by Sedna): the value itself, or a file that
+# holds it (a mounted Secret). Without either, the aggregator accepts any peer.
+TOKEN_ENV = "PLATO_SEDNA_TOKEN"
+TOKEN_FILE_ENV = "PLATO_SEDNA_TOKEN_FILE"
 
 
 class _Rejected(ValueError):
@@ -168,6 +172,36 @@ def _lookup_any_case(environ: Mapping[str, str], name: str) -> tuple[str, str] |
     return None
 
 
+def _trainer_token_from_env(environ: Mapping[str, str]) -> str | None:
+    """The shared trainer token from PLATO_SEDNA_TOKEN or the file PLATO_SEDNA_TOKEN_FILE names.
+
+    Errors name the variables and the file, never the token.
+    """
+    value, path = _set(environ, TOKEN_ENV), _set(environ, TOKEN_FILE_ENV)
+    if value is not None and path is not None:
+        raise ConfigError(
+            f"both {TOKEN_ENV} and {TOKEN_FILE_ENV} are set; set only one of them in the pod template's env"
+        )
+    if path is not None:
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(
+                f"{TOKEN_FILE_ENV}={path!r} cannot be read ({reason}); "
+                "mount the job's token Secret there or fix the path"
+            ) from None
+        source = f"the file {TOKEN_FILE_ENV}={path!r}"
+    else:
+        source = TOKEN_ENV
+    if value is None:
+        return None
+    token = value.strip()  # a Secret file often ends with a newline
+    if not token:
+        raise ConfigError(f"{source} holds a blank trainer token; put the job's token there or unset it")
+    return token
+
+
 def _hyperparameters_from_env(environ: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {}
     for name, (parser, example) in _HYPERPARAMETERS.items():
@@ -209,6 +243,9 @@ class SednaContext:
         The parsed hyperparameter env, read-only, keyed by lowercase name (``epochs``).
     s3_endpoint_url, access_key_id, secret_access_key : str | None
         The S3 transmitter's endpoint and credentials; left out of ``repr``.
+    trainer_token : str | None
+        The job's shared trainer token (``PLATO_SEDNA_TOKEN`` or the file
+        ``PLATO_SEDNA_TOKEN_FILE`` names); left out of ``repr`` and of the ``[sedna]`` table.
     """
 
     role: str = "plain"
@@ -230,6 +267,7 @@ class SednaContext:
     s3_endpoint_url: str | None = field(default=None, repr=False)
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    trainer_token: str | None = field(default=None, repr=False)
     lc_server: str | None = None
     data_path_prefix: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -323,6 +361,7 @@ class SednaContext:
             s3_endpoint_url=text("S3_ENDPOINT_URL"),
             access_key_id=text("ACCESS_KEY_ID"),
             secret_access_key=text("SECRET_ACCESS_KEY"),
+            trainer_token=_trainer_token_from_env(environ),
             lc_server=text("LC_SERVER"),
             data_path_prefix=text("DATA_PATH_PREFIX"),
             connect_timeout=_optional(environ, "CONNECT_TIMEOUT", _positive_float, "300")

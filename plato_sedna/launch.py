@@ -34,18 +34,32 @@ def run_plain() -> None:
     _server_class()().run()
 
 
-def run_aggregator() -> None:
-    """The aggregation worker; ends the process (Plato's server exits when training ends)."""
+def run_aggregator(trainer_token: str | None = None) -> None:
+    """The aggregation worker; ends the process (Plato's server exits when training ends).
+
+    With ``trainer_token``, only connections that present it may join or send payloads.
+    """
     from plato_sedna.servers.sedna import sedna_server_class
 
     store = _payload_store(sweep=True)  # TRANSMITTER=s3: checked before the server starts
     server = sedna_server_class(_server_class())()
     server.payload_store = store
+    server.trainer_token = trainer_token
     server.run()
 
 
-def run_trainer(identity: str, preferred_id: int | None, hosts: tuple[str, ...], port: int, connect_timeout_s: float) -> str:
-    """One training worker; returns the job's stop reason or raises JobFailed."""
+def run_trainer(
+    identity: str,
+    preferred_id: int | None,
+    hosts: tuple[str, ...],
+    port: int,
+    connect_timeout_s: float,
+    trainer_token: str | None = None,
+) -> str:
+    """One training worker; returns the job's stop reason or raises JobFailed.
+
+    ``trainer_token`` is presented to the aggregator at connect (the job's shared token).
+    """
     from plato.clients import registry
     from plato.config import Config
 
@@ -63,7 +77,7 @@ def run_trainer(identity: str, preferred_id: int | None, hosts: tuple[str, ...],
             use_payload_store(client, store)
         add_train_loss(client)  # for the aggregator's delta_loss stop condition
         client._load_data()  # a bad dataset fails the pod at start, not in round 1
-        session = TrainerSession(client, identity, preferred_id, progress)
+        session = TrainerSession(client, identity, preferred_id, progress, token=trainer_token)
         stop_reason = asyncio.run(session.run(AggregatorAddress(hosts, port), connect_timeout_s))
     except Exception as error:
         progress.failed(_failure_reason(error))

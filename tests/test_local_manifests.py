@@ -299,7 +299,7 @@ def test_missing_path_and_empty_folder_are_reported(tmp_path: Path) -> None:
 # ---- worker environment ------------------------------------------------------------------
 
 # What `plato-sedna run` adds beside Sedna's variables: where the manifests are, thread budget.
-LOCAL_RUN_KEYS = {"PLATO_SEDNA_MANIFESTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+LOCAL_RUN_KEYS = {"PLATO_SEDNA_MANIFESTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PLATO_SEDNA_TOKEN"}
 AGGREGATOR_KEYS = {
     "NAMESPACE",
     "WORKER_NAME",

@@ -6,11 +6,12 @@ import csv
 import sys
 from pathlib import Path
 
+import pytest
+from conftest import QUICKSTART
 from support.processes import plain_env, reap_clients, start_run, wait_run
 
-from conftest import QUICKSTART
 
-
+@pytest.mark.slow  # plain Plato with simulated clients: about a minute
 def test_plain_plato_partitions_a_sedna_dataset(tmp_path: Path, digits_data: Path) -> None:
     log = tmp_path / "plato.log"
     server = start_run(

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from plato_sedna.tools.rbac import rbac_objects
+from conftest import QUICKSTART
 from support.workers import clean_env
 from test_quickstart_e2e import run_job
 
-from conftest import QUICKSTART
+from plato_sedna.tools.rbac import rbac_objects
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,29 +133,82 @@ def rendered_text(tmp_path_factory: pytest.TempPathFactory, digits_data: Path) -
     return render_quickstart(tmp_path_factory.mktemp("rendered"), digits_data).read_text()
 
 
-def test_validate_reports_every_broken_manifest(tmp_path: Path, rendered_text: str) -> None:
-    files = []
-    for name, old, new, _ in BROKEN:
+def validate_here(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    """``plato-sedna validate`` in this process (the command is the same function): (exit status, output)."""
+    from plato_sedna.tools.validate import main
+
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def test_validate_reports_every_broken_manifest(tmp_path: Path, rendered_text: str, capsys: pytest.CaptureFixture) -> None:
+    for name, old, new, message in BROKEN:
         folder = tmp_path / name
         folder.mkdir()
-        files.append(_broken(folder / "job.yaml", old, new) if (folder / "job.yaml").write_text(rendered_text) else None)
+        (folder / "job.yaml").write_text(rendered_text)
+        file = _broken(folder / "job.yaml", old, new)
+        if name != "config-not-found":
+            (folder / "fedavg.toml").write_text((QUICKSTART / "fedavg.toml").read_text())
 
-    for (name, _, _, message), file in zip(BROKEN, files, strict=True):
-        if name == "config-not-found":
-            (file.parent / "fedavg.toml").unlink(missing_ok=True)
-        result = plato_sedna("validate", str(file))
-        assert result.returncode == 1, (name, result.stdout)
-        assert message in result.stdout, (name, result.stdout)
-        assert str(file) in result.stdout and "Traceback" not in result.stdout + result.stderr
+        status, output = validate_here(capsys, str(file))
 
-
-def test_validate_checks_a_config_on_its_own_and_the_extended_crds(tmp_path: Path, rendered_text: str) -> None:
+        assert status == 1, (name, output)
+        assert message in output, (name, output)
+        assert str(file) in output and "Traceback" not in output
+    # and as a command, a manifest and a config: every problem printed, exit status 1
     config = tmp_path / "fedavg.toml"
     config.write_text((QUICKSTART / "fedavg.toml").read_text().replace('type = "fedavg"', 'type = "fedsgd"'))
-    result = plato_sedna("validate", str(config))
-    assert result.returncode == 1 and "algorithm.type = 'fedsgd' is not known" in result.stdout
+    result = plato_sedna("validate", str(tmp_path / "missing-dataset" / "job.yaml"), str(config))
+    assert result.returncode == 1 and "2 problem(s) in 2 file(s)" in result.stderr, result.stdout
+    # the same object defined differently in two files is a problem too
+    status, output = validate_here(capsys, str(tmp_path / "schema" / "job.yaml"), str(tmp_path / "pruned-field" / "job.yaml"))
+    assert status == 1 and "is also defined, differently, in" in output
+
+
+def test_validate_checks_a_config_on_its_own_and_the_extended_crds(
+    tmp_path: Path, rendered_text: str, capsys: pytest.CaptureFixture
+) -> None:
+    config = tmp_path / "fedavg.toml"
+    config.write_text((QUICKSTART / "fedavg.toml").read_text().replace('type = "fedavg"', 'type = "fedsgd"'))
+    status, output = validate_here(capsys, str(config))
+    assert status == 1 and "algorithm.type = 'fedsgd' is not known" in output
 
     job_file = tmp_path / "job.yaml"
     job_file.write_text(rendered_text.replace("  nodeName: edge1\n", "  nodeName: edge1\n  num_classes: 10\n", 1))
-    assert plato_sedna("validate", str(job_file)).returncode == 1
-    assert plato_sedna("validate", "--extended-crds", str(job_file)).returncode == 0
+    (tmp_path / "fedavg.toml").write_text((QUICKSTART / "fedavg.toml").read_text())
+    assert validate_here(capsys, str(job_file))[0] == 1
+    assert validate_here(capsys, "--extended-crds", str(job_file)) == (0, "ok: 1 manifest file(s), 0 config(s)\n")
+
+
+DEMO_RENDERS = {
+    "yolov5": (
+        "fedavg.toml",
+        ["--trainer", "edge1=data/edge1/data.yaml", "--trainer", "edge2=data/edge2/data.yaml",
+         "--model-url", "model/yolov5n-shapes.pt", "--model-format", "ultralytics", "--architecture", "yolov5n.yaml",
+         "--test-dataset-url", "data/val/data.yaml"],
+    ),
+    "huggingface": (
+        "fedavg.toml",
+        ["--trainer", "edge1=data/edge1.csv", "--trainer", "edge2=data/edge2.jsonl",
+         "--model-url", "model/topics-classifier/", "--model-format", "huggingface",
+         "--pretrained-model-url", "data/tiny-bert/", "--test-dataset-url", "data/test.csv"],
+    ),
+}
+
+
+@pytest.mark.parametrize("demo", sorted(DEMO_RENDERS))
+def test_the_demos_render_and_validate(demo: str, tmp_path: Path) -> None:
+    config, arguments = DEMO_RENDERS[demo]
+    folder = tmp_path / demo
+    result = plato_sedna("render", "-c", str(REPO / "demos" / demo / config), "--name", f"{demo}-job", "-o", str(folder), *arguments)
+    assert result.returncode == 0, result.stderr
+
+    validated = plato_sedna("validate", str(folder / "job.yaml"))
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    datasets = [obj for obj in objects(folder / "job.yaml") if obj["kind"] == "Dataset"]
+    assert all(d["spec"]["format"] in ("txt", "csv") for d in datasets)  # what Sedna's LocalController counts
+    if demo == "huggingface":
+        jsonl = next(d for d in datasets if d["spec"]["url"].endswith(".jsonl"))
+        assert jsonl["metadata"]["annotations"] == {"plato.sedna.io/format": "jsonl"}
+        assert {m["spec"]["format"] for m in objects(folder / "job.yaml") if m["kind"] == "Model"} == {"huggingface"}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from plato_sedna.clients.backoff import Deadline, retry_delays
 from plato_sedna.errors import JobFailed
+from plato_sedna.servers.auth import AUTH_TOKEN_KEY, REFUSED_MESSAGE
 from plato_sedna.status import TrainerProgress
 
 LOGGER = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class TrainerSession:
         identity: str,
         preferred_id: int | None,
         progress: TrainerProgress | None = None,
+        *,
+        token: str | None = None,
     ) -> None:
         self.client = client
         self.identity = identity
@@ -49,6 +52,8 @@ class TrainerSession:
         self.stop_reason: str | None = None
         self.failure: str | None = None
         self.sio = None
+        self._token = token  # the job's shared trainer token: sent at connect, never logged
+        self.refusal: str | None = None
 
     def _events(self):
         from plato.clients.composable import ComposableClientEvents
@@ -62,6 +67,10 @@ class TrainerSession:
             async def on_plato_sedna_welcome(self, data):
                 if (data or {}).get("aggregator_tests"):
                     session.leave_testing_to_the_aggregator()
+
+            # socket.io calls on_<event>: the aggregator refused the connection (servers.auth)
+            async def on_connect_error(self, data=None):
+                session.refusal = (data or {}).get("message") if isinstance(data, dict) else None
 
             # socket.io calls on_<event>: the aggregator's servers.sedna.JOB_DONE_EVENT
             async def on_plato_sedna_job_done(self, data):
@@ -116,11 +125,18 @@ class TrainerSession:
                 attempt += 1
                 self.sio = socketio.AsyncClient(reconnection=False)
                 self.sio.register_namespace(self._events())
+                auth = {AUTH_TOKEN_KEY: self._token} if self._token else None
                 try:
-                    await self.sio.connect(url, wait_timeout=min(30, max(1, deadline.left_s)))
+                    await self.sio.connect(url, auth=auth, wait_timeout=min(30, max(1, deadline.left_s)))
                     return url
                 except (socketio.exceptions.ConnectionError, OSError) as error:
                     last_error = error
+                if self.refusal == REFUSED_MESSAGE:  # retrying cannot help: fail the pod now
+                    raise JobFailed(
+                        f"the aggregator at {url} refused trainer {self.identity}: "
+                        + ("its trainer token is wrong" if self._token else "it has no trainer token")
+                        + "; give every worker of the job the same PLATO_SEDNA_TOKEN (or PLATO_SEDNA_TOKEN_FILE)"
+                    )
             delay = next(delays, None)
             if delay is None:
                 raise JobFailed(

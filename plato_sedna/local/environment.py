@@ -5,9 +5,10 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
-from plato_sedna.context import HYPERPARAMETER_NAMES, MANIFESTS_ENV
+from plato_sedna.context import HYPERPARAMETER_NAMES, MANIFESTS_ENV, TOKEN_ENV, TOKEN_FILE_ENV
 from plato_sedna.local.manifests import JobSpec, WorkerSpec
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def worker_env(
     -------
     dict[str, str]
         The inherited variables, ``PYTHONUNBUFFERED=1``, the template's env,
-        then the Sedna-injected variables, which win any clash.
+        then the Sedna-injected variables, which win any clash; ``PLATO_SEDNA_TOKEN``
+        is the run's random trainer token unless the shell or template sets a token.
     """
     env = inherited_env(os.environ if inherited is None else inherited)
     env["PYTHONUNBUFFERED"] = "1"
@@ -143,9 +145,17 @@ def worker_env(
         env[name] = local_url(value, job.source_dir) if name in TEMPLATE_INPUT_URLS else value
     env.update(injected)
     env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
+    if not env.get(TOKEN_ENV) and not env.get(TOKEN_FILE_ENV):
+        env[TOKEN_ENV] = _run_token(job.ref, str(workdir), agg_port)
     for name in THREAD_ENV:
         env.setdefault(name, str(_threads_per_worker(len(job.trainers))))
     return env
+
+
+@cache
+def _run_token(job_ref: str, workdir: str, agg_port: int) -> str:
+    """One random trainer token per local run (its job, folder and port), shared by its workers."""
+    return secrets.token_urlsafe(32)
 
 
 def _threads_per_worker(trainer_count: int) -> int:

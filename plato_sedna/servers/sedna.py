@@ -22,6 +22,7 @@ from pathlib import Path
 from plato_sedna import runtime_config
 from plato_sedna.errors import ConfigError, PlatoSednaError
 from plato_sedna.models import global_model
+from plato_sedna.servers.auth import TrainerAuthMixin
 from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
 from plato_sedna.servers.metrics_endpoint import JobMetrics, MetricsEndpoint
 from plato_sedna.servers.progress import JobProgress, RoundRecord
@@ -297,9 +298,9 @@ def _metrics_endpoint(metrics: JobMetrics, port) -> MetricsEndpoint | None:
 
 @cache
 def sedna_server_class(server_class: type) -> type:
-    """Return ``server_class`` with :class:`SednaServerMixin` in front of it."""
+    """Return ``server_class`` with :class:`SednaServerMixin` (behind the token check) in front of it."""
     return type(
         f"Sedna{server_class.__name__}",
-        (SednaServerMixin, AggregationTriggerMixin, TrafficMeterMixin, S3PayloadServerMixin, server_class),
+        (TrainerAuthMixin, SednaServerMixin, AggregationTriggerMixin, TrafficMeterMixin, S3PayloadServerMixin, server_class),
         {},
     )

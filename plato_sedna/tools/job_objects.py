@@ -25,7 +25,10 @@ AGGREGATOR_HYPERPARAMETERS = ("rounds", "target_accuracy", "delta_loss", "stop_o
 TRAINER_HYPERPARAMETERS = ("epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "optimizer")
 SHARED_HYPERPARAMETERS = ("aggregation_algorithm", "cut_layer", "epsilon")
 _DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DATASET_FORMATS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".yaml": "yolo", ".yml": "yolo", ".zip": "zip"}
+_DATASET_FORMATS = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".yaml": "yolo", ".yml": "yolo"}
+# What Sedna's LocalController accepts in a Dataset's spec.format; others go in the annotation.
+LOCAL_CONTROLLER_FORMATS = ("txt", "csv")
+FORMAT_ANNOTATION = "plato.sedna.io/format"
 _MODEL_FORMATS = {".pth": "pth", ".pt": "pt", ".safetensors": "safetensors", ".onnx": "onnx"}
 
 
@@ -55,6 +58,7 @@ class JobRequest:
     pretrained_model_url: str | None = None
     architecture: str | None = None
     dataset_format: str | None = None
+    model_format: str | None = None
     agg_data_path: str | None = None
     s3: S3Credentials | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -87,7 +91,9 @@ def dns_name(text: str) -> str:
 
 def _format(url: str, formats: Mapping[str, str], default: str) -> str:
     suffix = PurePosixPath(url.rstrip("/")).suffix.lower()
-    return "dir" if url.endswith("/") else formats.get(suffix, default)
+    if url.endswith("/") or suffix in (".zip", ".tar", ".gz", ".tgz"):
+        return "dir"
+    return formats.get(suffix, default)
 
 
 def _lookup(config: Mapping[str, Any], dotted_key: str) -> Any:
@@ -184,12 +190,12 @@ def _secret(request: JobRequest) -> dict:
     }
 
 
-def _model(request: JobRequest, name: str, url: str, annotations: Mapping[str, str] | None) -> dict:
+def _model(request: JobRequest, name: str, url: str, annotations: Mapping[str, str] | None, fmt: str | None) -> dict:
     return {
         "apiVersion": API_VERSION,
         "kind": "Model",
         "metadata": _metadata(request, name, annotations),
-        "spec": {"url": url, "format": _format(url, _MODEL_FORMATS, "pth"), **_credential(request, url)},
+        "spec": {"url": url, "format": fmt or _format(url, _MODEL_FORMATS, "pth"), **_credential(request, url)},
     }
 
 
@@ -216,21 +222,28 @@ def job_objects(request: JobRequest) -> list[dict]:
     for node, url in request.trainers:
         dataset = _dataset_name(request, node)
         fmt = request.dataset_format or _format(url, _DATASET_FORMATS, "txt")
+        # Sedna's LocalController counts samples of txt/csv only: say other formats in the annotation.
+        # ("dir", a folder or archive to look into, stays as in Sedna's own examples.)
+        as_is = fmt in LOCAL_CONTROLLER_FORMATS or fmt == "dir"
+        annotations = None if as_is else {FORMAT_ANNOTATION: fmt}
+        spec_format = fmt if as_is else "txt"
         objects.append(
             {
                 "apiVersion": API_VERSION,
                 "kind": "Dataset",
-                "metadata": _metadata(request, dataset),
-                "spec": {"url": url, "format": fmt, "nodeName": node, **_credential(request, url)},
+                "metadata": _metadata(request, dataset, annotations),
+                "spec": {"url": url, "format": spec_format, "nodeName": node, **_credential(request, url)},
             }
         )
         workers.append({"dataset": {"name": dataset}, "template": _pod_template(request, "trainer", node, _trainer_env(request))})
     annotations = {ARCHITECTURE_ANNOTATION: request.architecture} if request.architecture else None
     model_name = f"{request.name}-model"
-    objects.append(_model(request, model_name, request.model_url, annotations))
+    objects.append(_model(request, model_name, request.model_url, annotations, request.model_format))
     spec: dict[str, Any] = {}
     if request.pretrained_model_url:
-        objects.append(_model(request, f"{request.name}-pretrained", request.pretrained_model_url, annotations))
+        objects.append(
+            _model(request, f"{request.name}-pretrained", request.pretrained_model_url, annotations, request.model_format)
+        )
         spec["pretrainedModel"] = {"name": f"{request.name}-pretrained"}
     spec |= {
         "transmitter": _transmitter(request),

@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pretrained-model-url", help="pretrained weights (a second Model)")
     parser.add_argument("--architecture", help="the Model's plato.sedna.io/model-name annotation (e.g. lenet5)")
     parser.add_argument("--dataset-format", help="the Datasets' format (default: from each url)")
+    parser.add_argument("--model-format", help="the Models' format, e.g. huggingface for a folder (default: from the url)")
     parser.add_argument("--agg-data-path", help="s3:// prefix for the S3 transmitter (default: ws)")
     parser.add_argument("--s3-secret", metavar="NAME", help="render a credential Secret template NAME for the S3 urls")
     parser.add_argument("--s3-endpoint", help="the S3 endpoint host for --s3-secret (e.g. minio.sedna:9000)")
@@ -90,6 +91,7 @@ def _request(args: argparse.Namespace):
         pretrained_model_url=args.pretrained_model_url,
         architecture=args.architecture,
         dataset_format=args.dataset_format,
+        model_format=args.model_format,
         agg_data_path=args.agg_data_path,
         s3=s3,
         extra_env=extra_env,

@@ -77,7 +77,7 @@ def config_problems(path: Path, shown_as: str, trainer_count: int = 2) -> list[P
         raw = load_config_file(path)
     except PlatoSednaError as error:
         return [Problem(shown_as, "", str(error))]
-    problems = []
+    roles_by_message: dict[str, list[str]] = {}
     contexts = {
         "aggregator": {"AGG_BIND_PORT": "7363", "PARTICIPANTS_COUNT": str(trainer_count), "MODEL_URL": "model.pth"},
         "trainer": {"AGG_IP": "aggregator", "PARTICIPANTS_COUNT": str(trainer_count), "DATASET_NAME": "dataset"},
@@ -86,10 +86,12 @@ def config_problems(path: Path, shown_as: str, trainer_count: int = 2) -> list[P
         try:
             resolved = resolve_config(raw, SednaContext.from_env(env))
         except PlatoSednaError as error:
-            problems.append(Problem(shown_as, f"as {role}", str(error)))
+            roles_by_message.setdefault(str(error), []).append(role)
             continue
-        problems += [Problem(shown_as, f"as {role}", message) for message in registry_problems(role, _getter(resolved))]
-    return list(dict.fromkeys(problems))
+        for message in registry_problems(role, _getter(resolved)):
+            roles_by_message.setdefault(message, []).append(role)
+    # one line per problem, naming the roles it stops
+    return [Problem(shown_as, f"as {' and '.join(roles)}", message) for message, roles in roles_by_message.items()]
 
 
 def _getter(config: Mapping[str, Any]):
@@ -279,7 +281,18 @@ def manifest_problems(files: list[Path], extended: bool = False) -> list[Problem
         if document.kind is None or document.name is None:
             problems.append(Problem(str(document.file), f"document {document.number}", "has no kind or metadata.name"))
             continue
-        objects[(document.kind, document.namespace, document.name)] = document
+        key = (document.kind, document.namespace, document.name)
+        if key in objects and objects[key].body != document.body:
+            first = objects[key]
+            problems.append(
+                Problem(
+                    str(document.file),
+                    document.ref,
+                    f"is also defined, differently, in {first.file} (document {first.number}); "
+                    "kubectl apply would keep only the last: remove one",
+                )
+            )
+        objects[key] = document
         if str(document.body.get("apiVersion", "")).startswith(SEDNA_GROUP) or document.kind in (
             "Dataset", "Model", "FederatedLearningJob"
         ):

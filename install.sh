@@ -41,7 +41,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
     "$PYTHON313" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install -e '.[dev]'
+.venv/bin/python -m pip install -c constraints.txt -e '.[dev]'  # the versions tested together
 .venv/bin/python demos/quickstart/prepare_data.py  # the quickstart's digits images and indexes
 echo
 echo "Installed. Run the tests with:  .venv/bin/pytest"

@@ -41,8 +41,9 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def copyfile(self, source, outputfile) -> None:
         while chunk := source.read(CHUNK_BYTES):
-            outputfile.write(chunk)
+            # counted before it is sent: a client that has read the body sees it counted
             self.owner._count(len(chunk))
+            outputfile.write(chunk)
 
     def log_request(self, code="-", size="-") -> None:
         self.owner.requests.append(f"{self.requestline} {code}")

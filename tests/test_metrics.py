@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from support.processes import PLATO_SEDNA, free_port
+from support.workers import clean_env
 
 from plato_sedna.errors import ConfigError
 from plato_sedna.local.plot import write_progress_plot
 from plato_sedna.servers.metrics_endpoint import JobMetrics, MetricsEndpoint
 from plato_sedna.servers.sedna import _metrics_endpoint
-from support.processes import free_port
-from support.workers import clean_env
 
 SAMPLE = re.compile(r'^(plato_sedna_[a-z_]+)\{job="((?:[^"\\]|\\.)*)"\} (\S+)$')
 
@@ -80,7 +79,7 @@ def test_metrics_scraped_during_a_run(quickstart_job: Path, tmp_path: Path) -> N
     quickstart_job.write_text(quickstart_job.read_text().replace('value: "10"', 'value: "3"'))
     workdir = tmp_path / "run"
     run = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())",
+        [*PLATO_SEDNA,
          "run", str(quickstart_job), "--workdir", str(workdir), "--timeout", "300"],
         env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
+from support.processes import PLATO_SEDNA
 from support.workers import clean_env
 
 RUN_TIMEOUT_S = 600
@@ -17,7 +16,7 @@ RUN_TIMEOUT_S = 600
 
 def run_job(job_yaml: Path, workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())",
+        [*PLATO_SEDNA,
          "run", str(job_yaml), "--workdir", str(workdir), "--timeout", str(RUN_TIMEOUT_S), *extra],
         env=clean_env(),
         capture_output=True,

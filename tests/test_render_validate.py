@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import QUICKSTART
+from support.processes import PLATO_SEDNA
 from support.workers import clean_env
 from test_quickstart_e2e import run_job
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def plato_sedna(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())", *args],
+        [*PLATO_SEDNA, *args],
         env=clean_env(),
         cwd=cwd,
         capture_output=True,

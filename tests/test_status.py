@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from support.lc_server import FakeLocalController
-from support.processes import plain_env
+from support.processes import PLATO_SEDNA, plain_env
 from support.sedna_env import TRAINER_ENV
 
 from plato_sedna.context import SednaContext
@@ -441,9 +440,7 @@ def run_quickstart(
     )
     return subprocess.run(
         [
-            sys.executable,
-            "-c",
-            "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())",
+            *PLATO_SEDNA,
             "run",
             str(job_yaml),
             "--workdir",

@@ -6,9 +6,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+# `plato-sedna` as a command line, in this interpreter (the venv's console script may be absent).
+PLATO_SEDNA = (sys.executable, "-c", "import sys; from plato_sedna.cli import plato_sedna_main as m; sys.exit(m())")
 
 
 def free_port() -> int:

@@ -18,19 +18,20 @@ from plato_sedna.algorithms.features import FeatureUpload
 from plato_sedna.algorithms.mistnet_settings import MistNetSettings
 from plato_sedna.algorithms.model_split import ModelSplit, split_model
 from plato_sedna.algorithms.randomized_response import binarize, randomized_response
+from plato_sedna.algorithms.yolo_split import YoloSplit
 
 LOGGER = logging.getLogger(__name__)
 
 
 class Algorithm(fedavg.Algorithm):
-    """MistNet for PyTorch models that :func:`split_model` can cut."""
+    """MistNet for PyTorch models that :func:`split_model` can cut (ultralytics detection models included)."""
 
     def __init__(self, trainer) -> None:
         super().__init__(trainer)
         self.settings = MistNetSettings.from_config()
 
     @cached_property
-    def split(self) -> ModelSplit:
+    def split(self) -> ModelSplit | YoloSplit:
         """The model cut at ``algorithm.cut_layer`` (a ConfigError lists the layers when it is not one)."""
         from plato_sedna import runtime_config
 
@@ -57,6 +58,8 @@ class Algorithm(fedavg.Algorithm):
         from plato_sedna import runtime_config
 
         batch_size = int(runtime_config.setting("trainer", "batch_size", 32))
+        if isinstance(self.split, YoloSplit):
+            return self._extract_detection_features(trainset, sampler, batch_size)
         loader = torch.utils.data.DataLoader(trainset, batch_size=batch_size, sampler=_torch_sampler(sampler))
         generator = _generator(self.settings.random_seed, self.client_id)
         keep = self.settings.keep_probability
@@ -70,13 +73,35 @@ class Algorithm(fedavg.Algorithm):
                     batch = randomized_response(batch, keep, generator)
                 bits.append(batch)
                 labels.append(torch.as_tensor(targets))
-        upload = FeatureUpload.from_bits(bits, labels)
+        return self._logged(FeatureUpload.from_bits(bits, labels), started)
+
+    def _extract_detection_features(self, trainset, sampler, batch_size: int):
+        from pathlib import Path
+
+        from plato_sedna import runtime_config
+        from plato_sedna.algorithms import yolo_features
+
+        started = time.perf_counter()
+        work_dir = Path(runtime_config.plato_path("base_path")) / "mistnet" / f"client-{self.client_id}"
+        upload = yolo_features.extract(
+            self.split,
+            trainset,
+            sampler,
+            batch_size=batch_size,
+            device=self.trainer.device,
+            keep_probability=None if self.settings.epsilon is None else self.settings.keep_probability,
+            generator=_generator(self.settings.random_seed, self.client_id),
+            work_dir=work_dir,
+        )
+        return self._logged(upload, started)
+
+    def _logged(self, upload, started: float):
         LOGGER.info(
             "[%s] MistNet features of %d samples (%d bits each, %s) extracted in %.2f s",
             self,
             upload.num_samples,
             upload.bits_per_sample,
-            self.settings.describe(),
+            self.settings.describe(self.split.cut_description),
             time.perf_counter() - started,
         )
         return upload

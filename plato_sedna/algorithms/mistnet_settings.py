@@ -19,7 +19,8 @@ class MistNetSettings:
 
     cut_layer : str | int | None
         A layer name of the model, or its position among the model's layers; the
-        front part runs up to and including it. None: not set (the split says which
+        front part runs up to and including it. For an ultralytics model, a module
+        index, exclusive: the front runs the modules before it. None: not set (the split says which
         layers there are).
     epsilon : float | None (default: None)
         The paper's per-feature budget, ``ln(p / q)``: each bit is kept with
@@ -48,9 +49,10 @@ class MistNetSettings:
             return 1.0
         return 1.0 / (1.0 + math.exp(-self.epsilon))
 
-    def describe(self) -> str:
+    def describe(self, cut: str | None = None) -> str:
+        """The cut (``cut``: the split's own words for it) and the noise, for logs."""
         noise = "no noise" if self.epsilon is None else f"epsilon {self.epsilon:g} (p = {self.keep_probability:.3f})"
-        return f"cut after layer {self.cut_layer!r}, {noise}"
+        return f"{cut or f'cut after layer {self.cut_layer!r}'}, {noise}"
 
     @classmethod
     def from_tables(cls, algorithm: Mapping[str, Any], model_parameters: Mapping[str, Any] | None = None):

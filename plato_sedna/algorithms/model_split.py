@@ -8,9 +8,15 @@ A model's layers, in the order its forward pass runs them, are taken from:
   (names ``0``, ``1``, ...) and any model whose forward applies its children one
   after another.
 A model whose forward routes between layers (ultralytics' YOLO: each module's
-``f`` says which earlier outputs it reads) needs its own adapter; not provided yet.
+``f`` says which earlier outputs it reads) is cut by :mod:`plato_sedna.algorithms.yolo_split`
+instead, at a module index (exclusive there: see that module).
 
 The front and back share the model's modules: training the back trains the model.
+Cutting also makes the model's own forward binarise at the cut (a forward hook on
+the cut layer when it is a module, e.g. lenet5's relu3), as the back was trained: an
+in-memory or pickled model (and an ONNX export) infers like the aggregator tested.
+A state dict (``.pth``, ``.safetensors``) holds no hooks: after loading one, call
+``split_model(model, cut_layer)`` again to get the same forward.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from plato_sedna.algorithms.randomized_response import binarize
 from plato_sedna.errors import ConfigError
 
 Layer = tuple[str, Callable]
@@ -50,6 +57,23 @@ class LayerChain(nn.Module):
         return inputs
 
 
+class CutOutputBinarizer:
+    """A forward hook making the cut layer's output 0/1 (1 where > 0), as the features were."""
+
+    def __call__(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        return binarize(output).to(output.dtype)
+
+
+def _binarize_output(model: nn.Module, step: Callable) -> None:
+    """Hook ``step`` (the cut layer) so the model's forward binarises there, replacing an earlier cut's hook."""
+    for module in model.modules():
+        for key, hook in list(module._forward_hooks.items()):
+            if isinstance(hook, CutOutputBinarizer):
+                del module._forward_hooks[key]
+    if isinstance(step, nn.Module):
+        step.register_forward_hook(CutOutputBinarizer())
+
+
 @dataclass(frozen=True)
 class ModelSplit:
     """The front and back of ``model`` cut after layer ``cut_name``."""
@@ -58,6 +82,10 @@ class ModelSplit:
     cut_name: str
     front: LayerChain
     back: LayerChain
+
+    @property
+    def cut_description(self) -> str:
+        return f"cut after layer {self.cut_name!r}"
 
     def front_state_keys(self) -> frozenset[str]:
         """The keys of ``model.state_dict()`` that belong to the front."""
@@ -69,14 +97,19 @@ class ModelSplit:
         )
 
 
-def split_model(model: nn.Module, cut_layer: str | int | None, model_label: str | None = None) -> ModelSplit:
+def split_model(model: nn.Module, cut_layer: str | int | None, model_label: str | None = None):
     """Cut ``model`` after ``cut_layer`` (a layer name, or an index into its layers).
 
+    An ultralytics model is cut before module ``cut_layer`` instead (a YoloSplit).
     Raises ConfigError, listing the model's layers, when the cut is not one of them
     or leaves nothing for the aggregator to train.
     """
-    layers = named_layers(model)
+    from plato_sedna.algorithms import yolo_split
+
     label = model_label or type(model).__name__
+    if yolo_split.is_routed(model):
+        return yolo_split.split(model, cut_layer, label)
+    layers = named_layers(model)
     names = [name for name, _ in layers]
     if len(layers) < 2:
         raise ConfigError(
@@ -94,6 +127,7 @@ def split_model(model: nn.Module, cut_layer: str | int | None, model_label: str 
             f"algorithm.cut_layer = {cut_layer!r} is {label}'s last layer: nothing would be left for the "
             f"aggregator to train; cut earlier: {listing}"
         )
+    _binarize_output(model, layers[index][1])
     return ModelSplit(model, names[index], LayerChain(layers[: index + 1]), LayerChain(layers[index + 1 :]))
 
 

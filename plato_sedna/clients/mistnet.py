@@ -80,8 +80,10 @@ class Client(simple.Client):
                 "set both, or set aggregation_algorithm=mistnet in the pod env"
             )
         # Cutting now: a cut layer the model lacks stops the trainer before it connects.
-        front = self.algorithm.split.front.layer_names
-        LOGGER.info("MistNet trainer: front %s, %s", "-".join(front), self.algorithm.settings.describe())
+        split = self.algorithm.split
+        LOGGER.info(
+            "MistNet trainer: front %s, %s", "-".join(split.front.layer_names), self.algorithm.settings.describe(split.cut_description)
+        )
 
 
 def client(model=None, datasource=None, algorithm=None, trainer=None, callbacks=None, trainer_callbacks=None, **_):

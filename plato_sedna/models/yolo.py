@@ -62,7 +62,12 @@ def build(settings: ModelSettings, checkpoint: Path | None = None):
 
 def load_checkpoint(path: Path):
     """The fp32 model inside the ultralytics checkpoint ``path`` (safe loader, see module docs)."""
+    import torch
+
+    from plato_sedna.algorithms import yolo_split
+
     tasks = _import_tasks()
+    torch.serialization.add_safe_globals([yolo_split.CutBinarizer])  # a MistNet-published .pt holds its hooks
     try:
         checkpoint, _ = tasks.torch_safe_load(str(path), safe_only=True)
     except (TypeError, RuntimeError, EOFError, FileNotFoundError) as error:
@@ -70,6 +75,7 @@ def load_checkpoint(path: Path):
     model = checkpoint.get("ema") or checkpoint.get("model")
     if model is None or not hasattr(model, "state_dict"):
         raise ResourceError(f"{path} is an ultralytics checkpoint without a model")
+    yolo_split.strip_cut_hooks(model)  # trained again here: a new MistNet split installs its own
     return model.float()
 
 

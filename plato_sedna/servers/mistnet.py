@@ -5,6 +5,9 @@ the aggregator trains the back on all of them with the job's trainer settings
 (``trainer.epochs``, ``batch_size``, ``optimizer``), tests front -> binarise ->
 back, and the whole model is published like any other. ``extra_metrics()`` adds
 epsilon, the cut layer and each trainer's upload size to ``metrics.json``.
+An ultralytics detector's back is trained with ultralytics' loss instead
+(:mod:`plato_sedna.algorithms.yolo_back`) and tested with ultralytics' validation
+through the model's own forward, which binarises at the cut (the split's hooks).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from plato_sedna import runtime_config
 from plato_sedna.algorithms import mistnet
 from plato_sedna.algorithms.features import FeatureSet
 from plato_sedna.algorithms.randomized_response import Binarize
+from plato_sedna.algorithms.yolo_split import YoloSplit
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class Server(fedavg.Server):
             "MistNet: front %s on the trainers, back %s here; %s",
             "-".join(split.front.layer_names),
             "-".join(split.back.layer_names),
-            self.algorithm.settings.describe(),
+            self.algorithm.settings.describe(split.cut_description),
         )
 
     def customize_server_payload(self, payload):
@@ -65,15 +69,44 @@ class Server(fedavg.Server):
         for update in self.updates:
             name = getattr(update.report, "trainer", None) or f"client-{update.client_id}"
             self.uploaded_bytes[name] = int(getattr(update.report, "payload_bytes", 0))
+        if isinstance(self.algorithm.split, YoloSplit):
+            self.accuracy = self._train_and_test_detector(uploads)
+        else:
+            self.accuracy = self._train_and_test_classifier(uploads)
+        LOGGER.info("[%s] MistNet model accuracy: %.2f%% (tested on %s)", self, 100 * self.accuracy, self.tested_on)
+        self.clients_processed()
+        self.callback_handler.call_event("on_clients_processed", self)
+
+    def _train_and_test_classifier(self, uploads) -> float:
         features = FeatureSet([upload.train for upload in uploads])
         split = self.algorithm.split
         LOGGER.info("[%s] Training the back (%s) on %d samples' features", self, "-".join(split.back.layer_names), len(features))
         back_trainer = self._trainer_for(split.back)
         back_trainer.train(features, torch.utils.data.RandomSampler(features))  # reshuffled every epoch
-        self.accuracy = self._test(uploads, features)
-        LOGGER.info("[%s] MistNet model accuracy: %.2f%% (tested on %s)", self, 100 * self.accuracy, self.tested_on)
-        self.clients_processed()
-        self.callback_handler.call_event("on_clients_processed", self)
+        return self._test(uploads, features)
+
+    def _train_and_test_detector(self, uploads) -> float:
+        """An ultralytics model: train the back with ultralytics' loss, test with ultralytics' validation."""
+        from plato_sedna.algorithms import yolo_back
+        from plato_sedna.algorithms.yolo_features import DetectionFeatureSet
+
+        features = DetectionFeatureSet([upload.train for upload in uploads])
+        split = self.algorithm.split
+        LOGGER.info("[%s] Training the back (modules %d-%d) on %d images' features", self, split.cut, len(split.model.model) - 1, len(features))
+        training = yolo_back.BackTraining.from_config(
+            {key: runtime_config.setting("trainer", key) for key in ("epochs", "batch_size", "optimizer")},
+            runtime_config.table("parameters", "optimizer"),
+            runtime_config.setting("server", "random_seed"),
+        )
+        table = runtime_config.table("parameters", "ultralytics") or {}
+        yolo_back.train_back(split, features, training, table, self.trainer.device)
+        if self.testset is None:
+            self.tested_on = "nothing (no test set: set TEST_DATASET_URL on the aggregator)"
+            LOGGER.warning("[%s] No test set: the MistNet detector is not evaluated; set TEST_DATASET_URL on the aggregator", self)
+            return 0.0
+        # The model's own forward binarises at the cut (yolo_split's hooks), as the published model does.
+        self.tested_on = "the aggregator's test set, through the model's forward (front -> binarise -> back)"
+        return self.trainer.test(self.testset, self.testset_sampler)
 
     def _test(self, uploads, features: FeatureSet) -> float:
         split = self.algorithm.split
@@ -101,6 +134,7 @@ class Server(fedavg.Server):
         return {
             "algorithm": "mistnet",
             "cut_layer": self.algorithm.split.cut_name,
+            "binarized_at": self.algorithm.split.cut_description,  # inference must binarise there too
             "epsilon": settings.epsilon,
             "keep_probability": settings.keep_probability,
             "uploaded_bytes": dict(self.uploaded_bytes),

@@ -25,7 +25,8 @@ RESERVED = ("data", "model", "project", "name", "exist_ok", "resume", "mode")
 TABLE = "[parameters.ultralytics]"
 
 
-def _optimizer(name: Any) -> str:
+def optimizer_name(name: Any) -> str:
+    """The ultralytics optimizer ``trainer.optimizer`` names (any case; None: ``auto``)."""
     if name is None:
         return "auto"
     by_lower = {choice.lower(): choice for choice in OPTIMIZERS}
@@ -100,7 +101,7 @@ def train_arguments(
         "nbs": common["batch"],
         "amp": False,
         "val": False,
-        "optimizer": _optimizer(config.get("optimizer")),
+        "optimizer": optimizer_name(config.get("optimizer")),
     }
     for plato_key, ultralytics_key in OPTIMIZER_KEYS.items():
         if optimizer and optimizer.get(plato_key) is not None:

@@ -70,3 +70,22 @@ def check_registry_names(role: str) -> None:
     problems = registry_problems(role)
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def check_model_url(model_url: str | None) -> None:
+    """Raise ConfigError when the aggregator could not publish to ``model_url`` (checked at start,
+    not after the first round's training)."""
+    from plato_sedna.errors import ResourceError
+    from plato_sedna.storage.urls import display_url, parse_url
+
+    if not model_url:
+        return
+    try:
+        location = parse_url(model_url)
+    except ResourceError as error:
+        raise ConfigError(f"MODEL_URL: {error}; the aggregator publishes the model there") from None
+    if location.scheme in ("http", "https"):
+        raise ConfigError(
+            f"MODEL_URL {display_url(model_url)} is an {location.scheme} URL, which the aggregator "
+            "cannot publish the model to; use s3://BUCKET/KEY or a path on a mounted volume"
+        )

@@ -252,7 +252,7 @@ def test_csv_index_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(
         ResourceError,
-        match=r"line 1: the header \(name, label\) has no a column named one of path",
+        match=r"line 1: the header \(name, label\) has no column named one of path",
     ):
         read(index)
     with pytest.raises(

@@ -45,6 +45,7 @@ def checked_samples(listed_: Listed, origin: Origin, options: ReadOptions) -> Sa
         (all counted, unless ``skip_missing``), an empty index, or wrong labels.
     """
     entries = listed_.entries
+    _check_no_nul(listed_, origin)
     urls = [i for i, entry in enumerate(entries) if "://" in entry]
     for i in urls:
         _check_scheme(entries[i], origin.where(listed_.lines[i]))
@@ -66,6 +67,17 @@ def checked_samples(listed_: Listed, origin: Origin, options: ReadOptions) -> Sa
         raise ResourceError(f"{origin.where()} lists no samples; the dataset is empty")
     targets, classes = code_labels(listed_.labels, listed_.lines, origin, options.hints)
     return Samples(listed_.entries, targets, classes, listed_.lines, origin)
+
+
+def _check_no_nul(listed_: Listed, origin: Origin) -> None:
+    """A NUL byte cannot be in a path (a binary file read as an index, or a corrupt one)."""
+    if not any("\x00" in entry for entry in listed_.entries):
+        return
+    first = next(i for i, entry in enumerate(listed_.entries) if "\x00" in entry)
+    raise ResourceError(
+        f"{origin.where(listed_.lines[first])}: the entry holds a NUL byte, which no file path "
+        "can; the index is corrupt or not a text index (write one 'path label' per line)"
+    )
 
 
 def _check_scheme(entry: str, where: str) -> None:

@@ -65,8 +65,9 @@ def read_state_dict(path: Path) -> dict:
             "code could run). Save model.state_dict() instead; an ultralytics .pt is read only "
             "for an ultralytics architecture"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise ResourceError(f"{path} is corrupt or truncated and cannot be read: {error}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, IndexError, KeyError) as error:
+        # torch's safe unpickler fails in many ways on bytes that are no torch file
+        raise ResourceError(f"{path} is corrupt or truncated and cannot be read: {error!r}") from None
     return _unwrap(loaded, path)
 
 

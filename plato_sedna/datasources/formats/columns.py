@@ -41,7 +41,7 @@ def require_column(
         wanted = (
             f"column {configured!r}"
             if configured
-            else f"a column named one of {', '.join(usual)}"
+            else f"column named one of {', '.join(usual)}"
         )
         raise ResourceError(
             f"{origin.where(1)}: the header ({', '.join(header)}) has no {wanted}; "

@@ -86,10 +86,15 @@ def read_label_rows(
     if not path.is_file():
         return []
     where = Origin(dataset, str(path), str(path.parent))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ResourceError(
+            f"{where.where()} cannot be read as a text label file ({error}); "
+            "write one 'class x y w h' row per object, UTF-8"
+        ) from error
     rows = []
-    for number, line in enumerate(
-        path.read_text(encoding="utf-8").splitlines(), start=1
-    ):
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

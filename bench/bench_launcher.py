@@ -14,14 +14,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.fake_mnist import (  # noqa: E402
+from support.fake_mnist import (
     plato_own_command,
     plato_sedna_command,
     write_fake_mnist,
     write_plain_config,
     write_plato_launcher,
 )
-from support.processes import free_port, plain_env, reap_clients, start_run, wait_run  # noqa: E402
+from support.processes import free_port, plain_env, reap_clients, start_run, wait_run
 
 WALL_TARGET = 1.05
 IMPORT_TARGET_S = 0.3

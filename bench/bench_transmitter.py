@@ -18,9 +18,9 @@ QUICKSTART = REPO / "demos" / "quickstart"
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(QUICKSTART))
 
-from support.processes import plain_env  # noqa: E402
-from support.s3_server import S3Server  # noqa: E402
-from test_s3_transmitter_e2e import with_s3_transmitter  # noqa: E402
+from support.processes import plain_env
+from support.s3_server import S3Server
+from test_s3_transmitter_e2e import with_s3_transmitter
 
 # lenet5's last layer is 84 x num_classes: 75 000 classes make it ~6.4 M parameters, ~25 MB.
 MODELS = {"quickstart": 10, "25MB": 75_000}

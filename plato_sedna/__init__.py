@@ -3,6 +3,6 @@
 from plato_sedna.registration import register
 
 __version__ = "0.1.0"
-__all__ = ["register", "__version__"]
+__all__ = ["__version__", "register"]
 
 register()

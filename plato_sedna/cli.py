@@ -59,8 +59,11 @@ def _aggregator_address(args, context) -> tuple[tuple[str, ...], int]:
 
 
 def _job_facts(context):
-    """The FederatedLearningJob's facts where this role uses them, else None (no API read)."""
-    if context.role == "aggregator" or (context.role == "trainer" and context.participants_count is None):
+    """The FederatedLearningJob's facts where this role uses them, else None (no API read).
+
+    Trainers read them too: whether other workers share their Dataset (partitioning.py).
+    """
+    if context.role in ("aggregator", "trainer"):
         from plato_sedna import resources
 
         return resources.job_facts(context)
@@ -72,10 +75,16 @@ def _start(args: argparse.Namespace) -> int:
     from plato_sedna.config import load_config_file, resolve_config, write_config
     from plato_sedna.config_source import local_config
     from plato_sedna.context import SednaContext
+    from plato_sedna.partitioning import place_trainer
 
     context = SednaContext.from_env(os.environ)
+    tls = launch.link_tls(context)  # a bad certificate, key or CA file fails the pod before Plato loads
+    if context.role == "aggregator":
+        preflight.check_model_url(context.model_url)  # before any training it would waste
     raw = load_config_file(local_config(args.config, args.base, context))
-    resolved = resolve_config(raw, context, _job_facts(context))
+    job = _job_facts(context)
+    context = place_trainer(context, raw, args.id, job)
+    resolved = resolve_config(raw, context, job)
     base = str(resolved.get("general", {}).get("base_path", args.base))
     resolved_path = write_config(resolved, Path(base) / RESOLVED_CONFIG_NAME)
 
@@ -88,12 +97,12 @@ def _start(args: argparse.Namespace) -> int:
     Config()
     preflight.check_registry_names(context.role)
     if context.role == "aggregator":
-        launch.run_aggregator(context.trainer_token)
+        launch.run_aggregator(context.trainer_token, tls)
         return 0
     if context.role == "trainer":
         hosts, port = _aggregator_address(args, context)
         identity = context.trainer_identity or f"trainer-{os.getpid()}"
-        launch.run_trainer(identity, args.id, hosts, port, context.connect_timeout, context.trainer_token)
+        launch.run_trainer(identity, args.id, hosts, port, context.connect_timeout, context.trainer_token, tls)
         return 0
     launch.run_plain()
     return 0

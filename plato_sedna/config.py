@@ -16,6 +16,7 @@ import yaml
 from plato.config import TomlConfigLoader
 from plato.utils import toml_writer
 
+from plato_sedna import algorithm_catalog
 from plato_sedna.context import (
     DEFAULT_AGG_PORT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -49,6 +50,14 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
         "cut_layer": "algorithm.cut_layer",
         "epsilon": "algorithm.epsilon",
         "aggregation_algorithm": "algorithm.type",
+        "initial_sync_frequency": "algorithm.initial_sync_frequency",
+        "moving_average_alpha": "algorithm.moving_average_alpha",
+        "stability_threshold": "algorithm.stability_threshold",
+        "tight_threshold": "algorithm.tight_threshold",
+        "bifurcation_window": "algorithm.bifurcation_window",
+        "warmup_rounds": "algorithm.warmup_rounds",
+        "trainer_timeout": "server.trainer_timeout",
+        "on_trainer_loss": "server.on_trainer_loss",
     }
 )
 
@@ -56,11 +65,6 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
 # where it does, the env value replaces it there too, so that the env always wins.
 STOP_CONDITION_MIRRORS: Mapping[str, str] = MappingProxyType(
     {"rounds": "rounds", "target_accuracy": "target_accuracy"}
-)
-
-# algorithm.type -> further keys that must name the same type (as Sedna's own lib sets them).
-ALGORITHM_COMPANION_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"mistnet": ("clients.type", "server.type")}
 )
 
 # [sedna] key -> SednaContext attribute: what the plugin's components read at run time.
@@ -74,6 +78,7 @@ SEDNA_TABLE_FIELDS: Mapping[str, str] = MappingProxyType(
         "dataset_name": "dataset_name",
         "model_name": "model_name",
         "identity": "trainer_identity",
+        "shared_dataset_id": "shared_dataset_id",
         "model_url": "model_url",
         "pretrained_model_url": "pretrained_model_url",
         "train_url": "train_dataset_url",
@@ -267,9 +272,6 @@ def _apply_hyperparameters(config: MutableMapping[str, Any], context: SednaConte
     for env_name, key in STOP_CONDITION_MIRRORS.items():
         if env_name in hyperparameters and isinstance(stop_condition, Mapping) and key in stop_condition:
             _override(config, f"server.stop_condition.{key}", hyperparameters[env_name], env_name)
-    algorithm = str(hyperparameters.get("aggregation_algorithm", ""))
-    for dotted_key in ALGORITHM_COMPANION_KEYS.get(algorithm, ()):
-        _override(config, dotted_key, algorithm, "aggregation_algorithm")
 
 
 def _positive_int_key(clients: Mapping[str, Any], name: str) -> int | None:
@@ -352,8 +354,9 @@ def _apply_trainer(
     clients["comm_simulation"] = False
     _apply_participants(config, context, job)
     clients["do_test"] = True
-    if data.get("datasource") == "sednaDataResource":
+    if data.get("datasource") == "sednaDataResource" and context.shared_dataset_id is None:
         data["sampler"] = "all_inclusive"  # the pod's whole local set is its data
+    # On a shared Dataset, data.sampler takes partition shared_dataset_id (partitioning.py).
 
 
 _ROLE_OVERLAYS = MappingProxyType({"aggregator": _apply_aggregator, "trainer": _apply_trainer})
@@ -418,6 +421,10 @@ def resolve_config(raw: Mapping, context: SednaContext, job: JobFacts | None = N
         role_overlay(config, context, job)
     config["sedna"] = _sedna_table(config.get("sedna"), context)
     _job_transmitter(config["sedna"], context, job)
+    # the server/clients/algorithm types (and other keys) the aggregation_algorithm env names
+    algorithm = context.hyperparameters.get("aggregation_algorithm")
+    for dotted_key, value in algorithm_catalog.settings(config, algorithm, context.role).items():
+        _override(config, dotted_key, value, "aggregation_algorithm")
     return config
 
 

@@ -26,6 +26,16 @@ SERVICEACCOUNT_DIR_ENV = "PLATO_SEDNA_SERVICEACCOUNT_DIR"
 # holds it (a mounted Secret). Without either, the aggregator accepts any peer.
 TOKEN_ENV = "PLATO_SEDNA_TOKEN"
 TOKEN_FILE_ENV = "PLATO_SEDNA_TOKEN_FILE"
+# TLS on the aggregator link (not set by Sedna): the aggregator's certificate and key, the
+# CA trainers verify it against, or a folder (a mounted kubernetes.io/tls Secret) holding
+# tls.crt, tls.key and ca.crt; a variable naming a file wins over the folder.
+TLS_CERT_FILE_ENV = "PLATO_SEDNA_TLS_CERT_FILE"
+TLS_KEY_FILE_ENV = "PLATO_SEDNA_TLS_KEY_FILE"
+TLS_CA_FILE_ENV = "PLATO_SEDNA_TLS_CA_FILE"
+TLS_DIR_ENV = "PLATO_SEDNA_TLS_DIR"
+TLS_DIR_FILES = {TLS_CERT_FILE_ENV: "tls.crt", TLS_KEY_FILE_ENV: "tls.key", TLS_CA_FILE_ENV: "ca.crt"}
+# Variables naming files inside the pod (mounted Secrets): only the pod itself can read them.
+POD_FILE_ENV = frozenset({TOKEN_FILE_ENV, TLS_CERT_FILE_ENV, TLS_KEY_FILE_ENV, TLS_CA_FILE_ENV, TLS_DIR_ENV})
 
 
 class _Rejected(ValueError):
@@ -44,6 +54,16 @@ def _positive_int(text: str) -> int:
         number = 0
     if number < 1:
         raise _Rejected("a valid positive integer", "a whole number")
+    return number
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise _Rejected("a valid whole number >= 0", "a whole number")
     return number
 
 
@@ -78,6 +98,14 @@ def _non_negative_float(text: str) -> float:
     number = _finite_float(text, "a valid non-negative number", "a number >= 0")
     if number < 0:
         raise _Rejected("a valid non-negative number", "a number >= 0")
+    return number
+
+
+def _open_fraction(text: str) -> float:
+    expected, advice = "a valid fraction in (0, 1)", "a fraction above 0 and below 1"
+    number = _finite_float(text, expected, advice)
+    if not 0 < number < 1:
+        raise _Rejected(expected, advice)
     return number
 
 
@@ -131,6 +159,14 @@ _HYPERPARAMETERS: Mapping[str, tuple[Callable[[str], object], str]] = MappingPro
         "optimizer": (_text, "SGD"),
         "aggregation_algorithm": (_text, "fedavg"),
         "cut_layer": (_int_or_name, "4"),
+        "initial_sync_frequency": (_positive_int, "4"),
+        "moving_average_alpha": (_non_negative_float, "0.9"),
+        "stability_threshold": (_open_fraction, "0.1"),
+        "tight_threshold": (_fraction, "0.8"),
+        "bifurcation_window": (_positive_int, "5"),
+        "warmup_rounds": (_non_negative_int, "10"),
+        "trainer_timeout": (_positive_float, "60"),
+        "on_trainer_loss": (_choice(("continue", "wait")), "continue"),
     }
 )
 HYPERPARAMETER_NAMES: tuple[str, ...] = tuple(_HYPERPARAMETERS)
@@ -202,6 +238,27 @@ def _trainer_token_from_env(environ: Mapping[str, str]) -> str | None:
     return token
 
 
+def _tls_files_from_env(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The TLS file paths by field name (``tls_cert_file``, ...); the files are checked at start."""
+    folder = _set(environ, TLS_DIR_ENV)
+    found = {}
+    for name, file_name in TLS_DIR_FILES.items():
+        in_folder = Path(folder) / file_name if folder else None
+        found[name] = _set(environ, name) or (str(in_folder) if in_folder and in_folder.is_file() else None)
+    if folder and not any((Path(folder) / file_name).is_file() for file_name in TLS_DIR_FILES.values()):
+        raise ConfigError(
+            f"{TLS_DIR_ENV}={folder!r} holds none of {', '.join(TLS_DIR_FILES.values())}; "
+            "mount the job's TLS Secret there or fix the path"
+        )
+    if (found[TLS_CERT_FILE_ENV] is None) != (found[TLS_KEY_FILE_ENV] is None):
+        missing = TLS_KEY_FILE_ENV if found[TLS_KEY_FILE_ENV] is None else TLS_CERT_FILE_ENV
+        raise ConfigError(
+            f"the aggregator's TLS certificate and key go together, but {missing} is not set; "
+            f"set both {TLS_CERT_FILE_ENV} and {TLS_KEY_FILE_ENV} (or {TLS_DIR_ENV}), or neither"
+        )
+    return {f"tls_{name.removeprefix('PLATO_SEDNA_TLS_').lower()}": path for name, path in found.items()}
+
+
 def _hyperparameters_from_env(environ: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {}
     for name, (parser, example) in _HYPERPARAMETERS.items():
@@ -246,6 +303,10 @@ class SednaContext:
     trainer_token : str | None
         The job's shared trainer token (``PLATO_SEDNA_TOKEN`` or the file
         ``PLATO_SEDNA_TOKEN_FILE`` names); left out of ``repr`` and of the ``[sedna]`` table.
+    tls_cert_file, tls_key_file, tls_ca_file : str | None
+        TLS on the aggregator link: the aggregator's certificate and key
+        (``PLATO_SEDNA_TLS_CERT_FILE``/``_KEY_FILE``), the CA trainers verify it against
+        (``PLATO_SEDNA_TLS_CA_FILE``); each may come from ``PLATO_SEDNA_TLS_DIR``.
     """
 
     role: str = "plain"
@@ -268,10 +329,15 @@ class SednaContext:
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     trainer_token: str | None = field(default=None, repr=False)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
     lc_server: str | None = None
     data_path_prefix: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     manifests: str | None = None
+    # Not from the env: the `-i N` of a trainer whose Dataset other trainers share (partitioning.py).
+    shared_dataset_id: int | None = None
     hyperparameters: Mapping[str, object] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
@@ -306,6 +372,11 @@ class SednaContext:
                 raise ConfigError(
                     f"SednaContext.{name}={port!r} is not a port number; use 1 to 65535"
                 )
+        if self.shared_dataset_id is not None and self.shared_dataset_id < 1:
+            raise ConfigError(
+                f"SednaContext.shared_dataset_id={self.shared_dataset_id!r} is below 1; "
+                "client ids (-i N) start at 1"
+            )
         if self.participants_count is not None and self.participants_count < 1:
             raise ConfigError(
                 f"SednaContext.participants_count={self.participants_count!r} is below 1; "
@@ -362,6 +433,7 @@ class SednaContext:
             access_key_id=text("ACCESS_KEY_ID"),
             secret_access_key=text("SECRET_ACCESS_KEY"),
             trainer_token=_trainer_token_from_env(environ),
+            **_tls_files_from_env(environ),
             lc_server=text("LC_SERVER"),
             data_path_prefix=text("DATA_PATH_PREFIX"),
             connect_timeout=_optional(environ, "CONNECT_TIMEOUT", _positive_float, "300")
@@ -372,7 +444,14 @@ class SednaContext:
 
     @property
     def trainer_identity(self) -> str | None:
-        """The name a trainer keeps across pod restarts: DATASET_NAME, else WORKER_NAME."""
+        """The name a trainer keeps across pod restarts: DATASET_NAME, else WORKER_NAME.
+
+        On a Dataset other trainers share, ``DATASET_NAME#N`` (N: ``shared_dataset_id``).
+        """
+        if self.dataset_name and self.shared_dataset_id is not None:
+            from plato_sedna.partitioning import partition_identity
+
+            return partition_identity(self.dataset_name, self.shared_dataset_id)
         return self.dataset_name or self.worker_name
 
     @property

@@ -11,6 +11,10 @@ from plato_sedna import runtime_config
 from plato_sedna.errors import ConfigError, JobFailed
 
 if TYPE_CHECKING:
+    import ssl
+
+    from plato_sedna.clients.tls import TrainerTls
+    from plato_sedna.context import SednaContext
     from plato_sedna.status import TrainerProgress
 
 LOGGER = logging.getLogger(__name__)
@@ -34,10 +38,27 @@ def run_plain() -> None:
     _server_class()().run()
 
 
-def run_aggregator(trainer_token: str | None = None) -> None:
+def link_tls(context: SednaContext) -> ssl.SSLContext | TrainerTls | None:
+    """The aggregator's SSL context, or the CA a trainer verifies it against, from checked files.
+
+    Called before Plato loads, so that a bad file fails the pod at once (ConfigError).
+    """
+    if context.role == "aggregator" and context.tls_cert_file:
+        from plato_sedna.servers.tls import server_ssl_context
+
+        return server_ssl_context(context.tls_cert_file, context.tls_key_file)
+    if context.role == "trainer" and context.tls_ca_file:
+        from plato_sedna.clients.tls import TrainerTls
+
+        return TrainerTls.from_ca_file(context.tls_ca_file)
+    return None
+
+
+def run_aggregator(trainer_token: str | None = None, tls_context: ssl.SSLContext | None = None) -> None:
     """The aggregation worker; ends the process (Plato's server exits when training ends).
 
-    With ``trainer_token``, only connections that present it may join or send payloads.
+    With ``trainer_token``, only connections that present it may join or send payloads;
+    with ``tls_context`` (:func:`link_tls`), the link is served over TLS.
     """
     from plato_sedna.servers.sedna import sedna_server_class
 
@@ -45,6 +66,7 @@ def run_aggregator(trainer_token: str | None = None) -> None:
     server = sedna_server_class(_server_class())()
     server.payload_store = store
     server.trainer_token = trainer_token
+    server.tls_context = tls_context
     server.run()
 
 
@@ -55,10 +77,12 @@ def run_trainer(
     port: int,
     connect_timeout_s: float,
     trainer_token: str | None = None,
+    tls: TrainerTls | None = None,
 ) -> str:
     """One training worker; returns the job's stop reason or raises JobFailed.
 
-    ``trainer_token`` is presented to the aggregator at connect (the job's shared token).
+    ``trainer_token`` is presented to the aggregator at connect (the job's shared token);
+    with ``tls`` (:func:`link_tls`) the trainer connects over https, verifying the aggregator against its CA.
     """
     from plato.clients import registry
     from plato.config import Config
@@ -68,6 +92,7 @@ def run_trainer(
     from plato_sedna.transport.client import use_payload_store
 
     Config().args.id = preferred_id or 1
+    address = AggregatorAddress(hosts, port, tls)
     progress = _trainer_progress()
     try:
         store = _payload_store(sweep=False)  # TRANSMITTER=s3: checked before any data loads
@@ -77,8 +102,9 @@ def run_trainer(
             use_payload_store(client, store)
         add_train_loss(client)  # for the aggregator's delta_loss stop condition
         client._load_data()  # a bad dataset fails the pod at start, not in round 1
+        _log_partition(client)
         session = TrainerSession(client, identity, preferred_id, progress, token=trainer_token)
-        stop_reason = asyncio.run(session.run(AggregatorAddress(hosts, port), connect_timeout_s))
+        stop_reason = asyncio.run(session.run(address, connect_timeout_s))
     except Exception as error:
         progress.failed(_failure_reason(error))
         raise
@@ -87,6 +113,15 @@ def run_trainer(
         return stop_reason
     finally:
         progress.close()  # the last report goes out before the process exits
+
+
+def _log_partition(client) -> None:
+    """On a shared Dataset: check the partition this trainer takes before round 1, and log it."""
+    from plato_sedna.partitioning import log_partition, takes_partition
+
+    shared_id = runtime_config.sedna("shared_dataset_id")
+    if shared_id is not None and takes_partition(runtime_config.setting("data", "sampler")):
+        log_partition(client.datasource, int(shared_id), runtime_config.sedna("dataset_name"))
 
 
 def _payload_store(sweep: bool):

@@ -53,9 +53,16 @@ ENTRIES: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("plato.trainers.registry", "registered_trainers", "yolov5", "plato_sedna.trainers.yolo:Trainer"),
     ("plato.trainers.registry", "registered_trainers", "yolo", "plato_sedna.trainers.yolo:Trainer"),
+    ("plato.trainers.registry", "registered_trainers", "sedna_split_learning", "plato_sedna.trainers.split_learning:Trainer"),
     ("plato.algorithms.registry", "registered_algorithms", "mistnet", "plato_sedna.algorithms.mistnet:Algorithm"),
     ("plato.clients.registry", "registered_clients", "mistnet", "plato_sedna.clients.mistnet:client"),
     ("plato.servers.registry", "registered_servers", "mistnet", "plato_sedna.servers.mistnet:Server"),
+    ("plato.algorithms.registry", "registered_algorithms", "adaptive_sync", "plato_sedna.algorithms.adaptive_sync:Algorithm"),
+    ("plato.clients.registry", "registered_clients", "adaptive_sync", "plato_sedna.clients.adaptive_sync:client"),
+    ("plato.servers.registry", "registered_servers", "adaptive_sync", "plato_sedna.servers.adaptive_sync:Server"),
+    ("plato.algorithms.registry", "registered_algorithms", "adaptive_freezing", "plato_sedna.algorithms.adaptive_freezing:Algorithm"),
+    ("plato.clients.registry", "registered_clients", "adaptive_freezing", "plato_sedna.clients.adaptive_freezing:client"),
+    ("plato.servers.registry", "registered_servers", "adaptive_freezing", "plato_sedna.servers.adaptive_freezing:Server"),
 )
 
 

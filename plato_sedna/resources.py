@@ -222,6 +222,11 @@ class JobFacts:
         ``stopCondition`` / ``aggregationTrigger`` (extended CRD or annotations).
     transmitter, agg_data_path : str, str | None
         ``spec.transmitter``: "s3" with its ``aggDataPath``, or "ws".
+    dataset_names : tuple[str, ...]
+        Each training worker's Dataset name, in order (a name repeats on a shared Dataset).
+    client_ids : tuple[int | None, ...]
+        Each training worker's ``-i N`` from its container args; empty when unknown (the
+        API serves the templates, but only the manifests are read for them).
     """
 
     ref: str
@@ -229,6 +234,8 @@ class JobFacts:
     server_tables: Mapping[str, Mapping[str, Any]]
     transmitter: str = "ws"
     agg_data_path: str | None = None
+    dataset_names: tuple[str, ...] = ()
+    client_ids: tuple[int | None, ...] = ()
 
 
 def _job_facts(pod: _Pod) -> JobFacts | None:
@@ -238,8 +245,21 @@ def _job_facts(pod: _Pod) -> JobFacts | None:
     if job is None:
         return None
     tables = server_tables(job.ref, job.proposal_fields, job.annotations)
+    from plato_sedna.partitioning import client_id_arg
+
+    dataset_names = getattr(job, "dataset_names", None)  # an API job; manifests name them per trainer
+    client_ids: tuple[int | None, ...] = ()
+    if dataset_names is None:
+        dataset_names = tuple(trainer.dataset.name for trainer in job.trainers if trainer.dataset is not None)
+        client_ids = tuple(client_id_arg([*trainer.command, *trainer.args]) for trainer in job.trainers)
     return JobFacts(
-        job.ref, job.participants_count, MappingProxyType(tables), job.transmitter, job.agg_data_path
+        job.ref,
+        job.participants_count,
+        MappingProxyType(tables),
+        job.transmitter,
+        job.agg_data_path,
+        tuple(dataset_names),
+        client_ids,
     )
 
 

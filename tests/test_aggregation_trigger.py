@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import QUICKSTART
+from support.workers import aggregator_env, free_port, start_plato, stop, trainer_env
 
 from plato_sedna.errors import ConfigError
 from plato_sedna.servers.trigger import AggregationTrigger
-from support.workers import aggregator_env, free_port, start_plato, stop, trainer_env
-
-from conftest import QUICKSTART
 
 
 def test_trigger_settings() -> None:

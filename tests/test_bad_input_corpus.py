@@ -16,11 +16,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
+from conftest import QUICKSTART
 from support.processes import PLATO_SEDNA
 from support.workers import clean_env
-
-from conftest import QUICKSTART
 
 CORPUS = Path(__file__).parent / "data" / "bad_inputs"
 CASES = tomllib.loads((CORPUS / "corpus.toml").read_text(encoding="utf-8"))["case"]

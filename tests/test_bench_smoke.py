@@ -30,3 +30,15 @@ def test_bench_quick_mode_prints_ratios(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     for pattern in EXPECTED_LINES:
         assert re.search(pattern, result.stdout, re.MULTILINE), f"{pattern!r} not in:\n{result.stdout}"
+
+
+@pytest.mark.slow
+def test_bench_adaptive_small_prints_each_variant_against_fedavg(tmp_path: Path) -> None:
+    """bench/bench_adaptive.py --small: FedAvg and adaptive freezing (adaptive_sync when registered), with ratios."""
+    bench = BENCH.parent / "bench_adaptive.py"
+    command = [sys.executable, str(bench), "--small"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert re.search(r"^fedavg +[12] .* 1\.000 ", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"^adaptive_freezing +[12] .* \d\.\d{3} ", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"^adaptive_sync(: skipped \(.+\)| +\d+ .* \d+\.\d{3} )", result.stdout, re.MULTILINE), result.stdout

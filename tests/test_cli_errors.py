@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from support.workers import clean_env, free_port
-
 from conftest import QUICKSTART
+from support.workers import clean_env, free_port
 
 
 def run_plato(config: Path | str, cwd: Path, **env: str) -> subprocess.CompletedProcess:

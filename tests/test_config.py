@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 from plato.config import TomlConfigLoader
+from support.sedna_env import AGGREGATOR_ENV, TRAINER_ENV
 
 from plato_sedna.config import load_config_file, resolve_config, write_config
 from plato_sedna.context import SednaContext
 from plato_sedna.errors import ConfigError
-
-from support.sedna_env import AGGREGATOR_ENV, TRAINER_ENV
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
 
@@ -177,7 +176,7 @@ def test_env_hyperparameters_win_over_the_file() -> None:
         "delta_loss": "0.01",
         "cut_layer": "layer3",
         "epsilon": "1.5",
-        "aggregation_algorithm": "fedprox",
+        "aggregation_algorithm": "fedavg",
     }
     config = resolve("fedavg.toml", env)
     assert config["trainer"] == {
@@ -193,8 +192,8 @@ def test_env_hyperparameters_win_over_the_file() -> None:
     }
     assert config["clients"]["per_round"] == 1
     assert config["server"]["stop_condition"] == {"delta_loss": 0.01}
-    assert config["algorithm"] == {"type": "fedprox", "cut_layer": "layer3", "epsilon": 1.5}
-    assert "type" not in config["server"]
+    assert config["algorithm"] == {"type": "fedavg", "cut_layer": "layer3", "epsilon": 1.5}
+    assert config["server"]["type"] == "fedavg"  # the catalogue sets all three types
     assert config["clients"]["type"] == "simple"
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from support.sedna_env import AGGREGATOR_ENV, TRAINER_ENV
 
 from plato_sedna.context import HYPERPARAMETER_NAMES, SednaContext
 from plato_sedna.errors import ConfigError
-
-from support.sedna_env import AGGREGATOR_ENV, TRAINER_ENV
-
 
 
 def test_empty_env_is_plain_with_defaults() -> None:
@@ -136,6 +134,14 @@ def test_hyperparameters_are_typed() -> None:
         "optimizer": "Adam",
         "aggregation_algorithm": "mistnet",
         "cut_layer": "4",
+        "initial_sync_frequency": "4",
+        "moving_average_alpha": "0.9",
+        "bifurcation_window": "5",
+        "warmup_rounds": "0",
+        "trainer_timeout": "20",
+        "on_trainer_loss": "Wait",
+        "stability_threshold": "0.1",
+        "tight_threshold": "0.8",
     }
     hyperparameters = SednaContext.from_env(env).hyperparameters
     assert dict(hyperparameters) == {
@@ -153,6 +159,14 @@ def test_hyperparameters_are_typed() -> None:
         "optimizer": "Adam",
         "aggregation_algorithm": "mistnet",
         "cut_layer": 4,
+        "initial_sync_frequency": 4,
+        "moving_average_alpha": 0.9,
+        "bifurcation_window": 5,
+        "warmup_rounds": 0,
+        "trainer_timeout": 20.0,
+        "on_trainer_loss": "wait",
+        "stability_threshold": 0.1,
+        "tight_threshold": 0.8,
     }
     assert set(hyperparameters) == set(HYPERPARAMETER_NAMES)
 

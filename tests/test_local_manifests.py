@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from plato_sedna.errors import ResourceError
+from plato_sedna.local.container import local_command
+from plato_sedna.local.environment import local_url, worker_env
 from plato_sedna.local.manifests import (
     DatasetSpec,
     JobSpec,
@@ -19,8 +21,6 @@ from plato_sedna.local.manifests import (
     WorkerSpec,
     load_job,
 )
-from plato_sedna.local.container import local_command
-from plato_sedna.local.environment import local_url, worker_env
 
 DATA = Path(__file__).parent / "data" / "local"
 MNIST_JOB = DATA / "mnist-job.yaml"

@@ -109,6 +109,7 @@ def test_successful_job(tmp_path: Path) -> None:
         assert worker == {
             "worker_name": env["WORKER_NAME"],
             "exit_code": 0,
+            "restarts": 0,
             "log": str(workdir / key / "worker.log"),
         }
     assert sorted(p.name for p in workdir.iterdir()) == [

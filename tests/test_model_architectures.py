@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.model_helpers import build, settings
 
 from plato_sedna.errors import ConfigError, ResourceError
 from plato_sedna.models.settings import resolve_settings
-from support.model_helpers import build, settings
 
 pytest_plugins = ("support.model_fixtures",)
 
@@ -72,9 +72,10 @@ def test_ultralytics_yaml_with_num_classes() -> None:
 
 
 def test_ultralytics_checkpoint_is_the_architecture(tmp_path: Path) -> None:
+    from support.model_helpers import assert_same_state, randomized
+
     from plato_sedna.models import formats
     from plato_sedna.models.architectures import build as build_architecture
-    from support.model_helpers import assert_same_state, randomized
 
     original = randomized(build(architecture="yolov5n.yaml", num_classes=2))
     checkpoint = tmp_path / "yolov5n-2.pt"

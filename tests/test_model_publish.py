@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.model_helpers import assert_same_state, build, randomized, settings
 
 from plato_sedna.errors import ResourceError
 from plato_sedna.models import formats
 from plato_sedna.models.publish import ModelPublisher, PublishSettings
 from plato_sedna.models.sedna_resource import build_model
-from support.model_helpers import assert_same_state, build, randomized, settings
 
 pytest_plugins = ("support.storage_fixtures", "support.model_fixtures")
 
@@ -235,8 +235,9 @@ def test_an_unwritable_path_keeps_the_model_locally(tmp_path: Path, storage) -> 
 
 
 def test_an_unreachable_s3_keeps_the_model_locally(tmp_path: Path, cache_dir: Path) -> None:
-    from plato_sedna.storage import S3Settings, Storage
     from support.s3_server import free_port
+
+    from plato_sedna.storage import S3Settings, Storage
 
     dead = S3Settings(f"http://127.0.0.1:{free_port()}", "k", "s")
     with Storage(cache_dir, dead) as storage, pytest.raises(ResourceError) as raised:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY
 from test_quickstart_e2e import run_job
 

@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.model_helpers import assert_same_state, build, randomized, settings
 
 from plato_sedna.errors import ResourceError
 from plato_sedna.models.sedna_resource import build_model, pretrained_url
-from support.model_helpers import assert_same_state, build, randomized, settings
 
 pytest_plugins = ("support.storage_fixtures", "support.model_fixtures")
 
@@ -151,8 +151,9 @@ def test_truncated_files_are_a_clear_error(kind: str, tmp_path: Path, storage) -
 
 
 def test_an_unreachable_url_is_a_clear_error(tmp_path: Path, cache_dir: Path) -> None:
-    from plato_sedna.storage import S3Settings, Storage
     from support.s3_server import free_port
+
+    from plato_sedna.storage import S3Settings, Storage
 
     dead = S3Settings(f"http://127.0.0.1:{free_port()}", "k", "s")
     with (

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from support.fake_mnist import (
     plato_own_command,
     plato_sedna_command,

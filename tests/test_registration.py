@@ -47,8 +47,11 @@ print(json.dumps({{name: {{k: describe(v) for k, v in table.items()}} for name, 
 
 PLUGIN_ENTRIES = {("datasources", "sednaDataResource"), ("factories", "sednaModelResource")}
 PLUGIN_ENTRIES |= {("trainers", "yolov5"), ("trainers", "yolo")}  # ultralytics detection (demos/yolov5)
+PLUGIN_ENTRIES |= {("trainers", "sedna_split_learning")}  # split learning on any model that can be cut
 PLUGIN_ENTRIES |= {("trainers", "hf_text_classification"), ("trainers", "hf_causal_lm"), ("algorithms", "hf_fedavg")}  # demos/huggingface
 PLUGIN_ENTRIES |= {("algorithms", "mistnet"), ("clients", "mistnet")}  # MistNet (its server: servers registry, not snapshotted)
+PLUGIN_ENTRIES |= {("algorithms", "adaptive_sync"), ("clients", "adaptive_sync")}  # adaptive sync frequency (GIFT)
+PLUGIN_ENTRIES |= {("algorithms", "adaptive_freezing"), ("clients", "adaptive_freezing")}  # adaptive parameter freezing (APF)
 
 
 def snapshot(first: bool, then_plugin: bool) -> dict:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 
 import pytest
+from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY, free_port
 
 from plato_sedna.errors import ConfigError, ResourceError
 from plato_sedna.storage import S3Settings
-from plato_sedna.transport.folder import PayloadFolder, is_payload_name, server_payload_name
+from plato_sedna.transport.folder import (
+    PayloadFolder,
+    is_payload_name,
+    server_payload_name,
+)
 from plato_sedna.transport.startup import open_payload_store
 from plato_sedna.transport.store import PayloadStore
-from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY, free_port
 
 pytest_plugins = ("support.storage_fixtures",)
 

@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import QUICKSTART
-from plato_sedna.errors import ResourceError
 from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY, free_port
 from support.workers import aggregator_env, start_plato, stop, trainer_env
 from test_quickstart_e2e import run_job
+
+from plato_sedna.errors import ResourceError
 
 pytest_plugins = ("support.storage_fixtures",)
 

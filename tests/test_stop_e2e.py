@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_quickstart_e2e import run_job
 
 AGGREGATOR_ENV = '''              - name: rounds

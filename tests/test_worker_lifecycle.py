@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+from conftest import QUICKSTART
 from support.workers import (
     aggregator_env,
     free_port,
@@ -15,8 +16,6 @@ from support.workers import (
     trainer_env,
     wait_for_text,
 )
-
-from conftest import QUICKSTART
 
 CONFIG = QUICKSTART / "fedavg.toml"
 EXIT_TIMEOUT_S = 240
@@ -118,18 +117,22 @@ def test_a_restarted_aggregator_gives_each_trainer_its_recorded_id(tmp_path: Pat
     assert dict(re.findall(r"Trainer (digits-edge\d) is client #(\d)", second_log)) == ids
 
 
-def test_trainers_fail_when_the_aggregator_dies(tmp_path: Path, digits_data: Path) -> None:
+def test_trainers_fail_when_the_aggregator_does_not_come_back(tmp_path: Path, digits_data: Path) -> None:
+    """A trainer reconnects after a lost link, but only for CONNECT_TIMEOUT seconds."""
     port = free_port()
     aggregator = start_plato(
         CONFIG,
         tmp_path / "aggregator",
         aggregator_env(port, 1, tmp_path / "model.pth", digits_data / "test.txt", rounds="50", target_accuracy="1.0"),
     )
-    trainer = start_plato(CONFIG, tmp_path / "trainer", trainer_env(port, 1, "digits-edge1", digits_data / "edge1.txt"))
+    env = trainer_env(port, 1, "digits-edge1", digits_data / "edge1.txt", CONNECT_TIMEOUT="5")
+    trainer = start_plato(CONFIG, tmp_path / "trainer", env)
     try:
         wait_for_text(tmp_path / "aggregator" / "worker.log", "PLATO_SEDNA_PROGRESS", 120, aggregator)
         aggregator.kill()
         assert trainer.wait(120) != 0
     finally:
         stop(aggregator, trainer)
-    assert "lost its connection to the aggregator" in (tmp_path / "trainer" / "worker.log").read_text()
+    log = (tmp_path / "trainer" / "worker.log").read_text()
+    assert "Lost the link to the aggregator" in log
+    assert "lost its connection to the aggregator" in log and "could not reconnect" in log

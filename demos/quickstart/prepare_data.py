@@ -4,6 +4,7 @@ Layout (under ``data/`` beside this script, or the folder given as argument)::
 
     images/00000.png ...   28x28 grayscale, so Plato's lenet5 takes them as is
     edge1.txt edge2.txt    the two edge nodes' training indexes ("images/x.png label")
+    train.txt              both together: one Dataset that trainers partition (noniid/)
     test.txt               the held-out test index the aggregator evaluates on
 """
 
@@ -48,6 +49,7 @@ def prepare(out_dir: Path) -> dict[str, int]:
     test_count = round(len(entries) * TEST_FRACTION)
     splits = {"test": entries[:test_count]}
     training = entries[test_count:]
+    splits["train"] = training
     for position, node in enumerate(EDGE_NODES):
         splits[node] = training[position :: len(EDGE_NODES)]
     for name, split in splits.items():

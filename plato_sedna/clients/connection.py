@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from plato_sedna.clients.backoff import Deadline, retry_delays
+from plato_sedna.clients.tls import TrainerTls, link_mismatch
 from plato_sedna.errors import JobFailed
 from plato_sedna.servers.auth import AUTH_TOKEN_KEY, REFUSED_MESSAGE
 from plato_sedna.status import TrainerProgress
@@ -24,13 +25,15 @@ LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AggregatorAddress:
-    """Where the aggregator listens: candidate hosts (tried in order) and a port."""
+    """Where the aggregator listens: candidate hosts (tried in order), a port, and the CA to verify it (https)."""
 
     hosts: tuple[str, ...]
     port: int
+    tls: TrainerTls | None = None
 
     def urls(self) -> list[str]:
-        return [f"http://{host}:{self.port}" for host in self.hosts]
+        scheme = "https" if self.tls else "http"
+        return [f"{scheme}://{host}:{self.port}" for host in self.hosts]
 
 
 class TrainerSession:
@@ -54,6 +57,7 @@ class TrainerSession:
         self.sio = None
         self._token = token  # the job's shared trainer token: sent at connect, never logged
         self.refusal: str | None = None
+        self.steps_in_flight = 0  # training steps running; a reconnect waits for them to end
 
     def _events(self):
         from plato.clients.composable import ComposableClientEvents
@@ -71,6 +75,10 @@ class TrainerSession:
             # socket.io calls on_<event>: the aggregator refused the connection (servers.auth)
             async def on_connect_error(self, data=None):
                 session.refusal = (data or {}).get("message") if isinstance(data, dict) else None
+
+            # socket.io calls on_<event>: the aggregator's servers.sedna.REFUSED_EVENT (no reconnect)
+            async def on_plato_sedna_refused(self, data):
+                session.failure = f"the aggregator refused it: {(data or {}).get('message')}"
 
             # socket.io calls on_<event>: the aggregator's servers.sedna.JOB_DONE_EVENT
             async def on_plato_sedna_job_done(self, data):
@@ -104,14 +112,25 @@ class TrainerSession:
         self.client._load_data()
 
     async def guard(self, step) -> None:
-        """Run a training step; a failure ends the session instead of hanging it."""
+        """Run a training step; a failure ends the session instead of hanging it.
+
+        A step that fails because the link went down under it is no failure: its update
+        is dropped, and the aggregator asks again once the trainer has reconnected.
+        """
+        link = self.sio
+        self.steps_in_flight += 1
         try:
             await step
-        except Exception as error:  # noqa: BLE001 - reported as the trainer's failure
+        except Exception as error:
+            if link is not self.sio or not link.connected:
+                LOGGER.warning("This round's update was not delivered: the link to the aggregator was lost (%s)", error)
+                return
             LOGGER.exception("Training step failed")
             self.failure = f"{type(error).__name__}: {error}"
             await self.sio.disconnect()
             return
+        finally:
+            self.steps_in_flight -= 1
         context = self.client._composable.context
         self.progress.round_reported(context.current_round, context.latest_report)
 
@@ -123,7 +142,8 @@ class TrainerSession:
         while True:
             for url in address.urls():
                 attempt += 1
-                self.sio = socketio.AsyncClient(reconnection=False)
+                session = address.tls.http_session if address.tls else None  # verifies against the job's CA
+                self.sio = socketio.AsyncClient(reconnection=False, http_session=session)
                 self.sio.register_namespace(self._events())
                 auth = {AUTH_TOKEN_KEY: self._token} if self._token else None
                 try:
@@ -137,6 +157,9 @@ class TrainerSession:
                         + ("its trainer token is wrong" if self._token else "it has no trainer token")
                         + "; give every worker of the job the same PLATO_SEDNA_TOKEN (or PLATO_SEDNA_TOKEN_FILE)"
                     )
+                mismatch = await link_mismatch(url, address.tls, last_error)  # TLS on one side only, or a bad CA
+                if mismatch:
+                    raise JobFailed(f"trainer {self.identity} cannot connect: {mismatch}")
             delay = next(delays, None)
             if delay is None:
                 raise JobFailed(
@@ -154,19 +177,46 @@ class TrainerSession:
             await asyncio.sleep(delay)
 
     async def run(self, address: AggregatorAddress, connect_timeout_s: float) -> str:
-        """Take part in the job until it ends; return why it stopped, or raise JobFailed."""
-        url = await self._connect(address, Deadline(connect_timeout_s))
+        """Take part in the job until it ends; return why it stopped, or raise JobFailed.
+
+        A link lost before the job completed (the aggregator restarted, the network
+        dropped) is re-established with the same identity and data, waiting up to
+        ``connect_timeout_s`` again; only an aggregator that does not come back fails.
+        """
+        url = await self._join(address, Deadline(connect_timeout_s))
+        while True:
+            await self.sio.wait()
+            if self.failure:
+                raise JobFailed(f"trainer {self.identity} failed: {self.failure}")
+            if self.stop_reason is not None:
+                return self.stop_reason
+            LOGGER.warning(
+                "Lost the link to the aggregator at %s before the job completed; "
+                "reconnecting as %s (waiting up to %.0f s)",
+                url, self.identity, connect_timeout_s,
+            )
+            await self._steps_settled()
+            try:
+                url = await self._join(address, Deadline(connect_timeout_s))
+            except JobFailed as error:
+                raise JobFailed(
+                    f"trainer {self.identity} lost its connection to the aggregator at {url} "
+                    f"before the job completed and could not reconnect: {error}"
+                ) from None
+
+    async def _join(self, address: AggregatorAddress, deadline: Deadline) -> str:
+        """Connect, hand the socket to Plato's client, and announce this trainer's identity."""
+        url = await self._connect(address, deadline)
         core = self.client._composable
-        core.context.sio = self.sio
+        core.context.sio = self.sio  # Plato's client sends its reports through context.sio
         LOGGER.info("Connected to the aggregator at %s as %s", url, self.identity)
         await self.sio.emit("client_alive", {"pid": self.identity, "id": self.preferred_id or 0})
         core._sync_owner_from_context()
-        await self.sio.wait()
-        if self.failure:
-            raise JobFailed(f"trainer {self.identity} failed: {self.failure}")
-        if self.stop_reason is None:
-            raise JobFailed(
-                f"trainer {self.identity} lost its connection to the aggregator at {url} "
-                "before the job completed"
-            )
-        return self.stop_reason
+        return url
+
+    async def _steps_settled(self) -> None:
+        """Wait for a training step still running to end, so that it cannot report on the new link."""
+        if self.steps_in_flight:
+            LOGGER.info("Waiting for the current training step to end before reconnecting")
+        while self.steps_in_flight:
+            await asyncio.sleep(0.2)

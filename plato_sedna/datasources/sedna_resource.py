@@ -4,7 +4,8 @@ Where the data is and how to read it: ``settings.py`` (config ``data.*`` keys, t
 pod's env, the Dataset resource, its ``plato.sedna.io/*`` annotations). Formats:
 ``formats/``. Without test data, a seeded, stratified ``data.test_split`` fraction
 (default 0.2) of the train data is held out, except in a Sedna trainer that nobody
-asks to test: it keeps its whole set.
+asks to test and whose Dataset is its own: it keeps its whole set. Trainers sharing a
+Dataset hold out the same part as a simulation does, then take their partition of the rest.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def train_and_test(
     if parts.test is not None:
         return parts.train, parts.test
     tests_here = runtime_config.setting("clients", "do_test", False)
-    if runtime_config.sedna("role") == "trainer" and not tests_here:
+    # A partition of a shared Dataset is taken from the same train part as in simulation.
+    shared = runtime_config.sedna("shared_dataset_id") is not None
+    if runtime_config.sedna("role") == "trainer" and not tests_here and not shared:
         return (
             parts.train,
             parts.train.emptied(),

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "trainers report their progress to, given to them as LC_SERVER "
         "(default: none, so they do not report)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the aggregator link over TLS with a throwaway CA and certificate for loopback, "
+        "written to <workdir>/tls (as a TLS Secret would give the pods)",
+    )
     return parser
 
 
@@ -111,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             grace=args.grace,
             lc_server=args.lc_server,
+            tls=args.tls,
         )
     except PlatoSednaError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

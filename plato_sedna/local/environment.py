@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
-from plato_sedna.context import HYPERPARAMETER_NAMES, MANIFESTS_ENV, TOKEN_ENV, TOKEN_FILE_ENV
+from plato_sedna.context import (
+    HYPERPARAMETER_NAMES,
+    MANIFESTS_ENV,
+    POD_FILE_ENV,
+    TLS_CA_FILE_ENV,
+    TLS_CERT_FILE_ENV,
+    TLS_KEY_FILE_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+)
 from plato_sedna.local.manifests import JobSpec, WorkerSpec
 
 logger = logging.getLogger(__name__)
@@ -18,10 +27,7 @@ LOOPBACK = "127.0.0.1"
 # Every variable Sedna injects or its library reads: never inherited from the
 # shell that starts the job, only set by the injection or the pod template.
 SEDNA_MANAGED_ENV = frozenset(
-    "NAMESPACE WORKER_NAME JOB_NAME AGG_BIND_PORT AGG_PORT AGG_IP PARTICIPANTS_COUNT TRANSMITTER"
-    " AGG_DATA_PATH MODEL_URL PRETRAINED_MODEL_URL MODEL_NAME DATASET_NAME TRAIN_DATASET_URL"
-    " TEST_DATASET_URL DATA_PATH_PREFIX LC_SERVER S3_ENDPOINT_URL ACCESS_KEY_ID SECRET_ACCESS_KEY"
-    " SEDNA_ROLE config_file AGG_BIND_IP AGG_PROTOCOL CONNECT_TIMEOUT".split()
+    ["NAMESPACE", "WORKER_NAME", "JOB_NAME", "AGG_BIND_PORT", "AGG_PORT", "AGG_IP", "PARTICIPANTS_COUNT", "TRANSMITTER", "AGG_DATA_PATH", "MODEL_URL", "PRETRAINED_MODEL_URL", "MODEL_NAME", "DATASET_NAME", "TRAIN_DATASET_URL", "TEST_DATASET_URL", "DATA_PATH_PREFIX", "LC_SERVER", "S3_ENDPOINT_URL", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SEDNA_ROLE", "config_file", "AGG_BIND_IP", "AGG_PROTOCOL", "CONNECT_TIMEOUT"]
 )
 # The launcher reads these case-insensitively: a stray EPOCHS in the shell must not change the job.
 HYPERPARAMETER_ENV = frozenset(HYPERPARAMETER_NAMES)
@@ -104,6 +110,7 @@ def worker_env(
     workdir: Path,
     inherited: Mapping[str, str] | None = None,
     lc_server: str | None = None,
+    tls: bool = False,
 ) -> dict[str, str]:
     """The full environment of one local worker process.
 
@@ -119,6 +126,9 @@ def worker_env(
         The parent environment; Sedna-managed variables are dropped from it.
     lc_server : str | None (default: None)
         The LocalController URL the trainers get as ``LC_SERVER`` (``--lc-server``).
+    tls : bool (default: False)
+        Serve the aggregator link over TLS with the run's throwaway CA (``--tls``); TLS files
+        the template names but this machine lacks (Secret mounts) get the same stand-ins.
 
     Returns
     -------
@@ -145,11 +155,49 @@ def worker_env(
         env[name] = local_url(value, job.source_dir) if name in TEMPLATE_INPUT_URLS else value
     env.update(injected)
     env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
+    _stand_in_for_secret_mounts(env, job, worker, workdir, tls)
     if not env.get(TOKEN_ENV) and not env.get(TOKEN_FILE_ENV):
         env[TOKEN_ENV] = _run_token(job.ref, str(workdir), agg_port)
     for name in THREAD_ENV:
         env.setdefault(name, str(_threads_per_worker(len(job.trainers))))
     return env
+
+
+def _stand_in_for_secret_mounts(
+    env: dict[str, str], job: JobSpec, worker: WorkerSpec, workdir: Path, tls: bool
+) -> None:
+    """Files of the pods' Secret mounts that this machine lacks: the run brings its own.
+
+    The token file gives way to the run's token; TLS files (``render --tls-secret``) to a
+    throwaway CA and loopback certificate in the run folder, so the link still runs over TLS.
+    """
+    missing = sorted(name for name in POD_FILE_ENV if env.get(name) and not Path(env[name]).exists())
+    if missing:
+        logger.info("%s: worker %s: %s name files of Secret mounts; this run provides its own", job.ref, worker.key, ", ".join(missing))
+    for name in missing:
+        del env[name]
+    if tls or any(name != TOKEN_FILE_ENV for name in missing):
+        files = _run_tls_files(str(workdir))
+        if worker.dataset is None:
+            env.update({TLS_CERT_FILE_ENV: str(files.cert_file), TLS_KEY_FILE_ENV: str(files.key_file)})
+        else:
+            env[TLS_CA_FILE_ENV] = str(files.ca_file)
+
+
+def _run_tls_files(workdir: str):
+    """One throwaway CA and aggregator certificate per local run, under ``<workdir>/tls``."""
+    files = _written_tls_files(workdir)
+    if not files.key_file.exists():  # the folder was cleared since: a new run there
+        _written_tls_files.cache_clear()
+        files = _written_tls_files(workdir)
+    return files
+
+
+@cache
+def _written_tls_files(workdir: str):
+    from plato_sedna.local.certificates import write_tls_files
+
+    return write_tls_files(Path(workdir) / "tls")
 
 
 @cache

@@ -57,6 +57,9 @@ DATASET_EXTRA_FIELDS = (
 MODEL_EXTRA_FIELDS = ("model_name", "framework", "model_config", "pretrained", "num_classes")
 
 
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A Sedna Dataset: the data one training worker reads."""
@@ -94,6 +97,9 @@ class WorkerSpec:
     command: tuple[str, ...]
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    # The pod template's restartPolicy. Sedna sets OnFailure on every pod; a local run
+    # restarts a worker only when its template asks, so a broken job fails fast.
+    restart_policy: str = "Never"
 
     def __post_init__(self) -> None:
         if self.kind not in ("aggregator", "trainer"):
@@ -502,7 +508,16 @@ def _worker(job: _Manifest, base: str, key: str, dataset: DatasetSpec | None) ->
         command=_strings(job, f"{container}.command"),
         args=_strings(job, f"{container}.args"),
         env=_container_env(job, container, key),
+        restart_policy=_restart_policy(job, f"{base}.template.spec.restartPolicy"),
     )
+
+
+def _restart_policy(job: _Manifest, path: str) -> str:
+    fix = "use Always, OnFailure or Never"
+    policy = job.get(path, str, fix, required=False) or "Never"
+    if policy not in RESTART_POLICIES:
+        raise job.error(path, f"is {policy!r}", fix)
+    return policy
 
 
 def _strings(job: _Manifest, path: str) -> tuple[str, ...]:
@@ -527,8 +542,22 @@ def _container_env(job: _Manifest, container: str, key: str) -> tuple[tuple[str,
                 "or field refs)",
             )
         value = job.get(f"{entry}.value", str, "", required=False)
+        _check_env_value(job, entry, name, value or "")
         variables.append((name, value or ""))
     return tuple(variables)
+
+
+def _check_env_value(job: _Manifest, entry: str, name: str, value: str) -> None:
+    """A hyperparameter or Sedna variable that would stop the worker at start stops the run now."""
+    from plato_sedna.context import POD_FILE_ENV, SednaContext
+    from plato_sedna.errors import ConfigError
+
+    if name in POD_FILE_ENV:
+        return  # paths of files the pod mounts
+    try:
+        SednaContext.from_env({name: value})
+    except ConfigError as error:
+        raise job.error(entry, f"is wrong: {error}", "fix the value in the manifest") from None
 
 
 def _transmitter(job: _Manifest) -> tuple[str, str | None]:

@@ -32,6 +32,8 @@ STOP_PATIENCE_S = 10.0
 POLL_INTERVAL_S = 0.1
 ISOLATE_PIDS_PREFIX = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
+MAX_RESTARTS = 3  # per worker; a kubelet retries forever with back-off, a local run gives up
+RESTARTING_POLICIES = ("OnFailure", "Always")  # either way a worker that exits 0 is done
 
 
 def free_loopback_port() -> int:
@@ -100,6 +102,8 @@ class _Worker:
     folder: Path
     process: subprocess.Popen[bytes] | None = None
     reader: threading.Thread | None = None
+    restart_policy: str = "Never"
+    restarts: int = 0
 
     @property
     def name(self) -> str:
@@ -123,6 +127,7 @@ def run_job(
     grace: float = 60.0,
     out: IO[str] | None = None,
     lc_server: str | None = None,
+    tls: bool = False,
 ) -> int:
     """Run a job's aggregator and trainers as local processes until the job ends.
 
@@ -166,6 +171,7 @@ def run_job(
         grace=grace,
         out=out or sys.stdout,
         lc_server=lc_server,
+        tls=tls,
     )
     return run.execute()
 
@@ -183,9 +189,11 @@ class _JobRun:
         grace: float,
         out: IO[str],
         lc_server: str | None = None,
+        tls: bool = False,  # --tls: the aggregator link over TLS, with throwaway certificates
     ) -> None:
         self.job = job
         self.lc_server = lc_server
+        self.tls = tls
         self.workdir = workdir
         self.isolate_pids = isolate_pids
         self.timeout = timeout
@@ -226,9 +234,10 @@ class _JobRun:
         for spec in self.job.workers:
             argv = local_command(self.job, spec)
             env = worker_env(
-                self.job, spec, agg_port=port, workdir=self.workdir, lc_server=self.lc_server
+                self.job, spec, agg_port=port, workdir=self.workdir, lc_server=self.lc_server, tls=self.tls
             )
-            self.workers.append(_Worker(spec.key, argv, env, self.workdir / spec.key))
+            folder = self.workdir / spec.key
+            self.workers.append(_Worker(spec.key, argv, env, folder, restart_policy=spec.restart_policy))
 
     def _run_workers(self) -> tuple[str, str | None]:
         if self.isolate_pids:
@@ -246,7 +255,7 @@ class _JobRun:
         worker.folder.mkdir(parents=True, exist_ok=True)
         argv = (*ISOLATE_PIDS_PREFIX, *worker.argv) if self.isolate_pids else worker.argv
         logger.info("Starting %s (%s): %s", worker.key, worker.name, shlex.join(argv))
-        log = worker.log_path.open("w", encoding="utf-8")
+        log = worker.log_path.open("a" if worker.restarts else "w", encoding="utf-8")
         try:
             worker.process = subprocess.Popen(
                 argv,
@@ -300,6 +309,8 @@ class _JobRun:
             if self.interrupted_by is not None:
                 return self._interrupted()
             failed = next((w for w in self.workers if w.exit_code not in (None, 0)), None)
+            if failed is not None and self._restarted(failed):
+                continue
             if failed is not None:
                 return "failed", _failure(failed)
             running = [w.key for w in self.workers if w.exit_code is None]
@@ -317,6 +328,22 @@ class _JobRun:
             if self.timeout is not None and now - self.started >= self.timeout:
                 return "failed", f"timed out after {self.timeout:g} s; stopped {', '.join(running)}"
             time.sleep(POLL_INTERVAL_S)
+
+    def _restarted(self, worker: _Worker) -> bool:
+        """Restart a failed worker as its pod's restartPolicy would; False when it may not be."""
+        if worker.restart_policy not in RESTARTING_POLICIES or worker.restarts >= MAX_RESTARTS:
+            return False
+        self._print(
+            f"{_failure(worker)}; restarting it (restart {worker.restarts + 1} of at most "
+            f"{MAX_RESTARTS}, restartPolicy {worker.restart_policy})"
+        )
+        _signal_group(worker.process.pid, signal.SIGKILL)  # what is left of its process group
+        worker.process.wait()
+        if worker.reader is not None:
+            worker.reader.join(timeout=5.0)
+        worker.restarts += 1
+        self._start(worker)
+        return True
 
     def _finished_side(self) -> str | None:
         """Which side ended cleanly while the other still runs, if any."""
@@ -393,6 +420,7 @@ class _JobRun:
             "rounds": _is_int,
             "accuracy": _is_number,
             "stop_reason": lambda v: isinstance(v, str),
+            "trainer_events": lambda v: isinstance(v, list),
         }
         return {key: metrics[key] for key, check in checks.items() if check(metrics.get(key))}
 
@@ -432,10 +460,12 @@ class _JobRun:
             "model_url": self._published_model(status),
             "elapsed_s": round(time.monotonic() - self.started, 3),
             "stop_reason": metrics.get("stop_reason"),
+            "trainer_events": metrics.get("trainer_events", []),
             "workers": {
                 spec.key: {
                     "worker_name": planned[spec.key].name if spec.key in planned else None,
                     "exit_code": planned[spec.key].exit_code if spec.key in planned else None,
+                    "restarts": planned[spec.key].restarts if spec.key in planned else 0,
                     "log": str(self.workdir / spec.key / "worker.log"),
                 }
                 for spec in self.job.workers

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plato_sedna.partitioning import claimed_id
 from plato_sedna.storage.local import write_atomically
 
 LOGGER = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class TrainerRoster:
         """
         if identity in self.ids_by_identity:
             return self.ids_by_identity[identity]
+        preferred_id = claimed_id(identity) or preferred_id  # see refusal(): free when asked
         taken = set(self.ids_by_identity.values())
         if preferred_id is not None and 1 <= preferred_id <= self.capacity and preferred_id not in taken:
             chosen = preferred_id
@@ -44,6 +46,33 @@ class TrainerRoster:
         if chosen is not None:
             self.ids_by_identity[identity] = chosen
         return chosen
+
+    def refusal(self, identity: str, preferred_id: int | None) -> str | None:
+        """Why ``identity`` cannot join; None when it can (it then gets :meth:`assign`'s id).
+
+        An identity ``dataset#N`` (a partition of a shared Dataset) must be client #N.
+        """
+        required = claimed_id(identity)
+        if required is None:
+            free = identity in self.ids_by_identity or len(self.ids_by_identity) < self.capacity
+            return None if free else f"all {self.capacity} trainer slots of this job are taken"
+        dataset = identity.rpartition("#")[0]
+        if not 1 <= required <= self.capacity:
+            return (
+                f"it takes partition {required} of Dataset {dataset}, but the job has {self.capacity} "
+                f"trainers; give the trainers on that Dataset -i 1 to {self.capacity}"
+            )
+        if preferred_id not in (None, required):
+            return f"it takes partition {required} of Dataset {dataset} but asked for client #{preferred_id}"
+        holder = self.identity_of(required)
+        if holder not in (None, identity):
+            return (
+                f"it takes partition {required} of Dataset {dataset}, so it must be client #{required}, "
+                f"but trainer {holder} already is; give each trainingWorkers entry its own -i N"
+            )
+        if self.ids_by_identity.get(identity, required) != required:
+            return f"it takes partition {required} of Dataset {dataset} but was client #{self.ids_by_identity[identity]}"
+        return None
 
     def identity_of(self, client_id: int) -> str | None:
         """The identity holding ``client_id``, if any."""

@@ -29,6 +29,9 @@ class JobProgress:
     rounds_planned: int
     history: list[RoundRecord] = field(default_factory=list)
     stop_reason: str | None = None
+    # Trainers lost, rejoining or missing: job-level events, and per round what was missing.
+    trainer_events: list[dict] = field(default_factory=list)
+    round_trainers: dict[int, dict] = field(default_factory=dict)
 
     def metrics(self) -> dict:
         """The content of ``metrics.json``."""
@@ -39,7 +42,8 @@ class JobProgress:
             "accuracy": last.accuracy if last else None,
             "elapsed_s": last.elapsed_s if last else 0.0,
             "stop_reason": self.stop_reason,
-            "history": [asdict(record) for record in self.history],
+            "history": [asdict(record) | self.round_trainers.get(record.round, {}) for record in self.history],
+            "trainer_events": list(self.trainer_events),
         }
 
     def announce(self, record: RoundRecord) -> None:

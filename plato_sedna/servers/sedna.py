@@ -26,8 +26,11 @@ from plato_sedna.servers.auth import TrainerAuthMixin
 from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
 from plato_sedna.servers.metrics_endpoint import JobMetrics, MetricsEndpoint
 from plato_sedna.servers.progress import JobProgress, RoundRecord
+from plato_sedna.servers.resume_server import ResumeMixin
 from plato_sedna.servers.stop import RoundState, stop_condition_from
+from plato_sedna.servers.tls import TlsServerMixin
 from plato_sedna.servers.traffic import TrafficMeterMixin
+from plato_sedna.servers.trainer_loss import TrainerLossMixin
 from plato_sedna.servers.trigger import AggregationTrigger, AggregationTriggerMixin
 from plato_sedna.transport.server import S3PayloadServerMixin
 
@@ -37,6 +40,8 @@ JOB_DONE_EVENT = "plato_sedna_job_done"
 # Sent to each trainer as it registers: its id, and whether the aggregator tests the
 # global model itself (then the trainer need not hold out a test split of its data).
 WELCOME_EVENT = "plato_sedna_welcome"
+# Sent to a trainer the aggregator turns away (its slot or partition is taken), with why.
+REFUSED_EVENT = "plato_sedna_refused"
 FAILURE_EXIT_CODE = 1
 IN_FLIGHT_WAIT_S = 120.0
 JOB_DONE_FLUSH_S = 0.5
@@ -74,15 +79,13 @@ class SednaServerMixin:
     async def register_client(self, sid, client_process_id, client_id):
         identity = self._identity(sid, client_process_id)
         known = identity in self.roster.ids_by_identity
-        logical_id = self.roster.assign(identity, client_id or None)
-        if logical_id is None:
-            LOGGER.warning(
-                "Trainer %s rejected: all %d trainer slots of this job are taken",
-                identity,
-                self.roster.capacity,
-            )
+        refusal = self.roster.refusal(identity, client_id or None)
+        if refusal is not None:
+            LOGGER.warning("Trainer %s rejected: %s", identity, refusal)
+            await self.sio.emit(REFUSED_EVENT, {"message": refusal}, room=sid)
             await self.sio.disconnect(sid)
             return
+        logical_id = self.roster.assign(identity, client_id or None)
         if not known:
             self.roster.save(self.roster_path, self.job_name)
         rejoining = self._awaits_update_from(logical_id)
@@ -301,6 +304,6 @@ def sedna_server_class(server_class: type) -> type:
     """Return ``server_class`` with :class:`SednaServerMixin` (behind the token check) in front of it."""
     return type(
         f"Sedna{server_class.__name__}",
-        (TrainerAuthMixin, SednaServerMixin, AggregationTriggerMixin, TrafficMeterMixin, S3PayloadServerMixin, server_class),
+        (TlsServerMixin, TrainerAuthMixin, ResumeMixin, TrainerLossMixin, SednaServerMixin, AggregationTriggerMixin, TrafficMeterMixin, S3PayloadServerMixin, server_class),
         {},
     )

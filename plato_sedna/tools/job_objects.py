@@ -17,6 +17,7 @@ from plato_sedna.config import HYPERPARAMETER_KEYS
 from plato_sedna.errors import ConfigError
 from plato_sedna.local.manifests import API_VERSION
 from plato_sedna.tools.rbac import SERVICE_ACCOUNT, rbac_objects
+from plato_sedna.tools.secret_mounts import add_secret_mounts
 
 CONFIG_MOUNT = "/config"
 ARCHITECTURE_ANNOTATION = "plato.sedna.io/model-name"
@@ -62,10 +63,15 @@ class JobRequest:
     agg_data_path: str | None = None
     s3: S3Credentials | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    token_secret: str | None = None  # mounted as PLATO_SEDNA_TOKEN_FILE in every worker
+    tls_secret: str | None = None  # tls.crt/tls.key for the aggregator, ca.crt for the trainers
 
     def __post_init__(self) -> None:
         for what, value in (("job name", self.name), ("namespace", self.namespace)):
             check_dns_name(value, what)
+        for what, value in (("--token-secret", self.token_secret), ("--tls-secret", self.tls_secret)):
+            if value is not None:
+                check_dns_name(value, what)
         if not self.trainers:
             raise ConfigError("a job needs at least one trainer: give --trainer NODE=DATASET_URL")
         nodes = [node for node, _ in self.trainers]
@@ -130,7 +136,11 @@ def _credential(request: JobRequest, url: str) -> dict[str, str]:
     return {"credentialName": request.s3.secret_name} if request.s3 and url.startswith("s3://") else {}
 
 
-def _pod_template(request: JobRequest, container: str, node: str | None, env: list[dict]) -> dict:
+def _pod_template(
+    request: JobRequest, container: str, node: str | None, env: list[dict], client_id: int | None = None
+) -> dict:
+    # Trainers sharing a Dataset take partition -i N of it (plato_sedna/partitioning.py).
+    client_args = ["-i", str(client_id)] if client_id is not None else []
     spec: dict[str, Any] = {
         "serviceAccountName": SERVICE_ACCOUNT,
         "containers": [
@@ -138,13 +148,14 @@ def _pod_template(request: JobRequest, container: str, node: str | None, env: li
                 "name": container,
                 "image": request.image,
                 "imagePullPolicy": "IfNotPresent",
-                "args": ["-c", f"{CONFIG_MOUNT}/{request.config_name}"],
+                "args": ["-c", f"{CONFIG_MOUNT}/{request.config_name}", *client_args],
                 "env": env,
                 "volumeMounts": [{"name": "plato-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
             }
         ],
         "volumes": [{"name": "plato-config", "configMap": {"name": config_map_name(request)}}],
     }
+    add_secret_mounts(spec, request.token_secret, request.tls_secret, aggregator=container == "aggworker")
     if node:
         spec = {"nodeName": node, **spec}
     return {"spec": spec}
@@ -199,6 +210,20 @@ def _model(request: JobRequest, name: str, url: str, annotations: Mapping[str, s
     }
 
 
+def _dataset(request: JobRequest, name: str, node: str, url: str) -> dict:
+    fmt = request.dataset_format or _format(url, _DATASET_FORMATS, "txt")
+    # Sedna's LocalController counts samples of txt/csv only: say other formats in the annotation.
+    # ("dir", a folder or archive to look into, stays as in Sedna's own examples.)
+    as_is = fmt in LOCAL_CONTROLLER_FORMATS or fmt == "dir"
+    annotations = None if as_is else {FORMAT_ANNOTATION: fmt}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Dataset",
+        "metadata": _metadata(request, name, annotations),
+        "spec": {"url": url, "format": fmt if as_is else "txt", "nodeName": node, **_credential(request, url)},
+    }
+
+
 def _transmitter(request: JobRequest) -> dict:
     if not request.agg_data_path:
         return {"ws": {}}
@@ -219,23 +244,15 @@ def job_objects(request: JobRequest) -> list[dict]:
         }
     )
     workers = []
-    for node, url in request.trainers:
-        dataset = _dataset_name(request, node)
-        fmt = request.dataset_format or _format(url, _DATASET_FORMATS, "txt")
-        # Sedna's LocalController counts samples of txt/csv only: say other formats in the annotation.
-        # ("dir", a folder or archive to look into, stays as in Sedna's own examples.)
-        as_is = fmt in LOCAL_CONTROLLER_FORMATS or fmt == "dir"
-        annotations = None if as_is else {FORMAT_ANNOTATION: fmt}
-        spec_format = fmt if as_is else "txt"
-        objects.append(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "Dataset",
-                "metadata": _metadata(request, dataset, annotations),
-                "spec": {"url": url, "format": spec_format, "nodeName": node, **_credential(request, url)},
-            }
-        )
-        workers.append({"dataset": {"name": dataset}, "template": _pod_template(request, "trainer", node, _trainer_env(request))})
+    urls = [url for _, url in request.trainers]
+    datasets: dict[str, str] = {}  # url -> its Dataset: trainers given the same url share it
+    for number, (node, url) in enumerate(request.trainers, start=1):
+        if url not in datasets:
+            datasets[url] = _dataset_name(request, node)
+            objects.append(_dataset(request, datasets[url], node, url))
+        client_id = number if urls.count(url) > 1 else None
+        template = _pod_template(request, "trainer", node, _trainer_env(request), client_id)
+        workers.append({"dataset": {"name": datasets[url]}, "template": template})
     annotations = {ARCHITECTURE_ANNOTATION: request.architecture} if request.architecture else None
     model_name = f"{request.name}-model"
     objects.append(_model(request, model_name, request.model_url, annotations, request.model_format))

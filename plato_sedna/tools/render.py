@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from plato_sedna.errors import ConfigError, PlatoSednaError
+from plato_sedna.tools.secret_mounts import secret_notes
 
 PROG = "plato-sedna render"
 JOB_FILE = "job.yaml"
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-c", "--config", required=True, type=Path, help="the Plato config (TOML or YAML)")
     parser.add_argument("--trainer", action="append", type=_trainer, required=True, metavar="NODE=DATASET_URL",
-                        help="an edge node and its dataset (index file, folder or s3:// URL); once per trainer")
+                        help="an edge node and its dataset (index file, folder or s3:// URL); once per trainer; "
+                        "nodes given the same URL share one Dataset, each taking partition -i N of it")
     parser.add_argument("--model-url", required=True, help="where the aggregator publishes the model (MODEL_URL)")
     parser.add_argument("--name", help="the job's name (default: from the config's file name)")
     parser.add_argument("--namespace", default="default")
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--s3-secret", metavar="NAME", help="render a credential Secret template NAME for the S3 urls")
     parser.add_argument("--s3-endpoint", help="the S3 endpoint host for --s3-secret (e.g. minio.sedna:9000)")
     parser.add_argument("--s3-http", action="store_true", help="the S3 endpoint speaks plain http")
+    parser.add_argument("--token-secret", metavar="NAME", help="mount Secret NAME (key: token) as every worker's "
+                        "trainer token (PLATO_SEDNA_TOKEN_FILE)")
+    parser.add_argument("--tls-secret", metavar="NAME", help="serve the aggregator link over TLS: Secret NAME's "
+                        "tls.crt/tls.key in the aggregator, its ca.crt in the trainers")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more env for every worker")
     parser.add_argument("-o", "--output", type=Path, help="folder to write (default: ./<name>-manifests)")
     return parser
@@ -95,6 +101,8 @@ def _request(args: argparse.Namespace):
         agg_data_path=args.agg_data_path,
         s3=s3,
         extra_env=extra_env,
+        token_secret=args.token_secret,
+        tls_secret=args.tls_secret,
     )
 
 
@@ -138,5 +146,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return error.exit_code
     print(f"wrote {job_file} ({len(request.trainers)} trainer(s)) and {job_file.parent / request.config_name}")
+    for note in secret_notes(request.name, request.namespace, request.token_secret, request.tls_secret):
+        print(note)
     print(f"check it with: plato-sedna validate {job_file}")
     return 0

@@ -153,15 +153,18 @@ def _path(parts) -> str:
 
 
 def _env_problems(env: Any, where: str, file: str) -> list[Problem]:
-    from plato_sedna.context import SednaContext
+    from plato_sedna import algorithm_catalog
+    from plato_sedna.context import POD_FILE_ENV, SednaContext
 
     problems = []
     for index, variable in enumerate(env if isinstance(env, list) else []):
         name, value = (variable or {}).get("name"), (variable or {}).get("value")
-        if not isinstance(name, str) or value is None:
+        if not isinstance(name, str) or value is None or name in POD_FILE_ENV:  # files of the pod's mounts
             continue
         try:
             SednaContext.from_env({name: str(value)})
+            if name.lower() == algorithm_catalog.ENV_NAME:
+                algorithm_catalog.check_pod_env(str(value))
         except PlatoSednaError as error:
             problems.append(Problem(file, f"{where}.env[{index}]", str(error)))
     return problems
@@ -183,6 +186,8 @@ class _JobCheck:
             self._reference("Model", spec, ("pretrainedModel", "name"), "spec.pretrainedModel.name")
         self._conditions(spec)
         workers = spec.get("trainingWorkers") or []
+        if not workers:
+            self._add("spec.trainingWorkers", "is missing or empty; add one entry per edge node, each with dataset.name and template")
         templates = [("spec.aggregationWorker.template", (spec.get("aggregationWorker") or {}).get("template"))]
         for index, worker in enumerate(workers):
             base = f"spec.trainingWorkers[{index}]"

@@ -73,6 +73,6 @@ async def _exit_on_s3_failure(transfer, what: str):
     """Await ``transfer``; a failure ends the aggregator non-zero (socket.io would swallow it)."""
     try:
         return await transfer
-    except Exception:  # noqa: BLE001 - a lost payload would stall the round
+    except Exception:
         LOGGER.exception("%s through S3 failed; the aggregator exits", what)
         os._exit(FAILURE_EXIT_CODE)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support.processes import free_port, plain_env, start_run
 
-__all__ = ["free_port", "clean_env", "start_plato", "aggregator_env", "trainer_env", "wait_for_text", "stop"]
+__all__ = ["aggregator_env", "clean_env", "free_port", "start_plato", "stop", "trainer_env", "wait_for_text"]
 
 clean_env = plain_env
 

@@ -1,0 +1,356 @@
+"""The aggregation algorithms the ``aggregation_algorithm`` pod env may name, and what each sets.
+
+One name picks a whole Plato stack: the server, client and algorithm types (and
+any other key the stack needs). Plato resolves each type through its registries;
+the plugin's own algorithms sit there only once their modules are registered, so
+a name is checked against the live registries when it is used, never at import.
+Algorithms that cannot run in Sedna pods are listed too, with the reason, so a
+pod refuses them at start instead of misbehaving in round 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from plato_sedna.errors import ConfigError
+
+LOGGER = logging.getLogger(__name__)
+
+ENV_NAME = "aggregation_algorithm"
+POD_ROLES = ("aggregator", "trainer")
+
+
+@dataclass(frozen=True)
+class AggregationAlgorithm:
+    """One catalogue entry.
+
+    name : str
+        The value of the ``aggregation_algorithm`` env.
+    description : str
+        One line: what it does.
+    server, client, algorithm : str
+        ``server.type``, ``clients.type`` and ``algorithm.type`` it sets.
+    extra : Mapping[str, Any] (default: empty)
+        Further dotted Plato keys it sets, in every role.
+    trainer_extra : Mapping[str, Any] (default: empty)
+        Keys set in the trainer pod only, after the role's own keys.
+    not_in_pods : str | None (default: None)
+        Why it cannot run in Sedna pods, and what to use instead; None when it runs.
+    pod_note : str | None (default: None)
+        How it runs differently in pods than in Plato's own launcher; logged at start.
+    origin : str (default: "Plato 1.41")
+        Who provides the components.
+    """
+
+    name: str
+    description: str
+    server: str
+    client: str
+    algorithm: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    trainer_extra: Mapping[str, Any] = field(default_factory=dict)
+    not_in_pods: str | None = None
+    pod_note: str | None = None
+    origin: str = "Plato 1.41"
+
+    @property
+    def runs_in_pods(self) -> bool:
+        return self.not_in_pods is None
+
+    def keys(self) -> dict[str, Any]:
+        """Every dotted key this entry sets in any role."""
+        return {
+            "algorithm.type": self.algorithm,
+            "server.type": self.server,
+            "clients.type": self.client,
+            **self.extra,
+        }
+
+
+def _same_types(name: str, description: str, origin: str = "Plato 1.41", **kwargs) -> AggregationAlgorithm:
+    return AggregationAlgorithm(name, description, name, name, name, origin=origin, **kwargs)
+
+
+_ENTRIES = (
+    AggregationAlgorithm("fedavg", "Federated averaging of whole models (Plato's default)", "fedavg", "simple", "fedavg"),
+    _same_types(
+        "fedavg_personalized",
+        "FedAvg that keeps algorithm.local_layer_names on each trainer and samples "
+        "algorithm.personalization.participating_client_ratio of the trainers a round",
+        pod_note=(
+            "the job ends when its stop condition is met (trainer.rounds), without the extra "
+            "all-trainers personalization round Plato's own server adds after trainer.rounds; "
+            "trainers keep their algorithm.local_layer_names every round"
+        ),
+    ),
+    _same_types(
+        "split_learning",
+        "Split learning: one trainer a round sends activations up to the cut layer, the "
+        "aggregator trains the rest and returns gradients (needs cut_layer and TEST_DATASET_URL)",
+        extra={"trainer.type": "sedna_split_learning", "clients.per_round": 1},
+        trainer_extra={"clients.do_test": False},
+    ),
+    AggregationAlgorithm(
+        "fedavg_lora",
+        "FedAvg of the LoRA adapters only (peft), for a Hugging Face model with [parameters.lora]",
+        "fedavg_lora",
+        "simple",
+        "fedavg_lora",
+    ),
+    AggregationAlgorithm(
+        "fedavg_cross_silo",
+        "Hierarchical FedAvg: edge servers aggregate their silo's clients, the central server the edges",
+        "fedavg_cross_silo",
+        "simple",
+        "fedavg",
+        extra={"algorithm.cross_silo": True},
+        not_in_pods=(
+            "Plato's central server spawns its edge servers as processes of its own on ports "
+            "server.port+N, and clients connect to those ports; a Sedna job has one aggregation "
+            "worker and its Service exposes one port, so trainers could never reach an edge "
+            "server. Use fedavg (one FederatedLearningJob per silo if silos must stay apart), or "
+            "run cross-silo as plain Plato (plato -c CONFIG without Sedna env)"
+        ),
+    ),
+    AggregationAlgorithm(
+        "fedavg_gan",
+        "FedAvg of a GAN's generator and discriminator (Plato's dcgan, trainer.type gan)",
+        "fedavg_gan",
+        "simple",
+        "fedavg_gan",
+        extra={"trainer.type": "gan"},
+        not_in_pods=(
+            "it needs a GAN model (Plato's dcgan: 3x64x64 images, a .generator and a "
+            ".discriminator) where Sedna Models here are classifiers, and Plato's gan trainer "
+            "downloads InceptionV3 weights at start to report FID (lower is better) in place of "
+            "accuracy, which the job's target_accuracy and published metrics would misread. "
+            "Use fedavg, or run fedavg_gan as plain Plato"
+        ),
+    ),
+    *(
+        AggregationAlgorithm(
+            f"fedavg_mpc_{scheme}",
+            f"FedAvg with secure aggregation: trainers send {scheme} secret shares of their update",
+            f"fedavg_mpc_{scheme}",
+            "mpc",
+            "fedavg",
+            extra={"clients.outbound_processors": [f"mpc_model_encrypt_{scheme}"]},
+            not_in_pods=(
+                "the aggregator and every trainer read and rewrite one round store of secret "
+                "shares: a folder they all share, under a lock that only works between processes "
+                "of one machine, or S3 plus a ZooKeeper lock (server.s3_endpoint_url, zk_address) "
+                "through Plato's S3 client, which is broken in 1.41. Sedna pods share no folder "
+                "and the plugin runs no ZooKeeper. Use fedavg over the TLS aggregator link, or "
+                "run MPC as plain Plato on one machine"
+            ),
+        )
+        for scheme in ("additive", "shamir")
+    ),
+    AggregationAlgorithm(
+        "fedavg_he",
+        "FedAvg of homomorphically encrypted updates (CKKS through TenSEAL)",
+        "fedavg_he",
+        "simple",
+        "fedavg",
+        extra={"clients.outbound_processors": ["model_encrypt"], "clients.inbound_processors": ["model_decrypt"]},
+        not_in_pods=(
+            "every process uses the CKKS key pair in .ckks_context/ of its working directory and "
+            "makes a new one where there is none, so each pod would encrypt under its own key and "
+            "neither the aggregator's sums nor the trainers' decryption could work. Use fedavg "
+            "over the TLS aggregator link, or run fedavg_he as plain Plato on one machine"
+        ),
+    ),
+    _same_types(
+        "mistnet",
+        "MistNet: trainers upload noised features of a pretrained, frozen front once; the "
+        "aggregator trains the back (needs cut_layer; epsilon optional)",
+        origin="plato_sedna",
+    ),
+    AggregationAlgorithm(
+        "hf_fedavg",
+        "FedAvg of what a Hugging Face model exchanges: its LoRA adapters when it has them, "
+        "else every weight; logs the bytes a round moves",
+        "fedavg",
+        "simple",
+        "hf_fedavg",
+        origin="plato_sedna",
+    ),
+    _same_types(
+        "adaptive_freezing",
+        "Adaptive parameter freezing: stable parameters stop being sent until they drift",
+        origin="plato_sedna",
+    ),
+    _same_types(
+        "adaptive_sync",
+        "Adaptive synchronisation frequency: the aggregator tunes how many local steps "
+        "trainers run between syncs",
+        origin="plato_sedna",
+    ),
+)
+
+CATALOG: Mapping[str, AggregationAlgorithm] = MappingProxyType({entry.name: entry for entry in _ENTRIES})
+
+
+def known_names() -> str:
+    return ", ".join(CATALOG)
+
+
+def lookup(name: str) -> AggregationAlgorithm:
+    """The entry named ``name``; ConfigError naming the known ones when there is none."""
+    entry = CATALOG.get(name)
+    if entry is None:
+        raise ConfigError(
+            f"{ENV_NAME}={name!r} is not an aggregation algorithm plato_sedna knows; "
+            f"set it to one of: {known_names()}"
+        )
+    return entry
+
+
+# ---------------------------------------------------------------------------
+# Components present in Plato's registries
+
+
+def _server_names() -> set[str]:
+    """Server types Plato would find: the live registry when loaded, else what will be in it.
+
+    ``plato.servers.registry`` reads ``Config()`` at import, so it cannot be imported
+    before the config exists; until then its names are Plato's (the catalogue's
+    Plato entries, fixed by the pinned wheel) and the plugin's registration entries.
+    """
+    loaded = sys.modules.get("plato.servers.registry")
+    if loaded is not None:
+        # Plato registers fedavg_he (and only it) when the config names it at import.
+        return set(loaded.registered_servers) | {"fedavg_he"}
+    from plato_sedna.registration import ENTRIES
+
+    plugin = {key for module, _, key, _ in ENTRIES if module == "plato.servers.registry"}
+    return plugin | {entry.server for entry in _ENTRIES if entry.origin == "Plato 1.41"}
+
+
+def missing_components(entry: AggregationAlgorithm) -> list[str]:
+    """The types of ``entry`` that Plato's registries lack now, as ``key = value`` texts."""
+    from plato.algorithms import registry as algorithms
+    from plato.clients import registry as clients
+
+    import plato_sedna  # noqa: F401 - the plugin's names are in the registries once imported
+
+    present = {
+        "server.type": entry.server in _server_names(),
+        "clients.type": entry.client in clients.registered_clients,
+        "algorithm.type": entry.algorithm in algorithms.registered_algorithms,
+    }
+    values = {"server.type": entry.server, "clients.type": entry.client, "algorithm.type": entry.algorithm}
+    return [f"{key} = {values[key]!r}" for key, found in present.items() if not found]
+
+
+def check_available(entry: AggregationAlgorithm) -> None:
+    """ConfigError when a component of ``entry`` is not registered (e.g. not installed yet)."""
+    missing = missing_components(entry)
+    if missing:
+        raise ConfigError(
+            f"{ENV_NAME}={entry.name!r} needs {' and '.join(missing)}, which Plato's registries "
+            f"do not hold in this installation ({entry.origin} provides them); install a "
+            "plato-sedna version that has it, or pick another algorithm"
+        )
+
+
+# ---------------------------------------------------------------------------
+# What an entry sets on a resolved config
+
+
+def check_runs_in_pods(entry: AggregationAlgorithm, chosen_by: str) -> None:
+    """ConfigError when ``entry`` cannot run in Sedna pods; ``chosen_by`` names the key or env."""
+    if entry.not_in_pods is not None:
+        raise ConfigError(f"{chosen_by} = {entry.name!r} cannot run in Sedna pods: {entry.not_in_pods}")
+
+
+def check_pod_env(value: str) -> None:
+    """ConfigError unless ``aggregation_algorithm=value`` can start a Sedna pod (for validate)."""
+    entry = lookup(value)
+    check_runs_in_pods(entry, ENV_NAME)
+    check_available(entry)
+
+
+def _entry_in_file(config: Mapping[str, Any]) -> tuple[AggregationAlgorithm, str] | None:
+    """The catalogue entry the file's own types name (server first), with the key naming it."""
+    for section in ("server", "algorithm"):
+        name = (config.get(section) or {}).get("type")
+        if name in CATALOG and (section == "algorithm" or CATALOG[name].server == name):
+            return CATALOG[name], f"{section}.type"
+    return None
+
+
+def settings(config: Mapping[str, Any], name: str | None, role: str) -> dict[str, Any]:
+    """The dotted keys to set on a resolved ``config`` for the algorithm ``name`` (the env's value).
+
+    Without ``name`` the file's own ``server.type``/``algorithm.type`` is looked up,
+    and in a pod refused or completed the same way. Meant to run after the role's
+    overlay, so that role-specific keys (a split-learning trainer tests nothing) win.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, a component not registered, an algorithm that cannot
+        run in pods (in the aggregator or trainer role), or one missing what it needs.
+    """
+    if name is not None:
+        entry, chosen_by = lookup(name), ENV_NAME
+    else:
+        found = _entry_in_file(config)
+        if found is None:
+            return {}
+        entry, chosen_by = found
+    in_pod = role in POD_ROLES
+    if in_pod:
+        check_runs_in_pods(entry, chosen_by)  # before the registries: no need to import Plato
+    keys: dict[str, Any] = {}
+    if name is not None:
+        check_available(entry)
+        keys.update(entry.keys())
+    if not in_pod:
+        return keys
+    if entry.pod_note is not None:
+        LOGGER.warning("%s = %s in a Sedna pod: %s", chosen_by, entry.name, entry.pod_note)
+    if role == "trainer":
+        keys.update(entry.trainer_extra)
+    requirement = _REQUIREMENTS.get(entry.name)
+    if requirement is not None:
+        keys.update(requirement(config, role))
+    return keys
+
+
+def _split_learning(config: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """A cut layer (``parameters.model.cut_layer``, or the ``cut_layer`` env), and a test set to test on."""
+    model = (config.get("parameters") or {}).get("model") or {}
+    cut_layer = config["algorithm"].get("cut_layer", model.get("cut_layer"))
+    if cut_layer is None:
+        raise ConfigError(
+            "split_learning cuts the model at a layer, and none is set; set the cut_layer env "
+            "(e.g. relu3 for lenet5) or parameters.model.cut_layer in the config"
+        )
+    has_test_set = (config.get("sedna") or {}).get("test_url") or config["data"].get("test_url")
+    if role == "aggregator" and not has_test_set:
+        raise ConfigError(
+            "split_learning: the aggregator trains the model's back part and tests the whole "
+            "model itself, on its own test set, and it has none; set TEST_DATASET_URL in the "
+            "aggregationWorker's env (or data.test_url in the config)"
+        )
+    return {"parameters.model.cut_layer": cut_layer, "server.do_test": True}
+
+
+def _lora(config: Mapping[str, Any], role: str) -> dict[str, Any]:
+    if not (config.get("parameters") or {}).get("lora"):
+        raise ConfigError(
+            "fedavg_lora sends only LoRA adapters, and this config's model has none; give a "
+            "Hugging Face model [parameters.lora] (r, lora_alpha, target_modules), or use "
+            "hf_fedavg (adapters when the model has them, else every weight) or fedavg"
+        )
+    return {}
+
+
+_REQUIREMENTS = MappingProxyType({"split_learning": _split_learning, "fedavg_lora": _lora})

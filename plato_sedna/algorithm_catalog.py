@@ -187,7 +187,7 @@ _ENTRIES = (
     ),
     _same_types(
         "adaptive_sync",
-        "Adaptive synchronisation frequency: the aggregator tunes how many local steps "
+        "Adaptive synchronisation frequency: the aggregator tunes how many local epochs "
         "trainers run between syncs",
         origin="plato_sedna",
     ),
@@ -283,6 +283,12 @@ def _entry_in_file(config: Mapping[str, Any]) -> tuple[AggregationAlgorithm, str
         if name in CATALOG and (section == "algorithm" or CATALOG[name].server == name):
             return CATALOG[name], f"{section}.type"
     return None
+
+
+def name_in_config(config: Mapping[str, Any]) -> str | None:
+    """The catalogue name a config's own types select (``server.type`` first), or None."""
+    found = _entry_in_file(config)
+    return found[0].name if found is not None else None
 
 
 def settings(config: Mapping[str, Any], name: str | None, role: str) -> dict[str, Any]:

@@ -103,7 +103,9 @@ def run_trainer(
         add_train_loss(client)  # for the aggregator's delta_loss stop condition
         client._load_data()  # a bad dataset fails the pod at start, not in round 1
         _log_partition(client)
-        session = TrainerSession(client, identity, preferred_id, progress, token=trainer_token)
+        session = TrainerSession(
+            client, identity, preferred_id, progress, token=trainer_token, final_record=_final_record_reader()
+        )
         stop_reason = asyncio.run(session.run(address, connect_timeout_s))
     except Exception as error:
         progress.failed(_failure_reason(error))
@@ -113,6 +115,31 @@ def run_trainer(
         return stop_reason
     finally:
         progress.close()  # the last report goes out before the process exits
+
+
+def _final_record_reader():
+    """run id -> the aggregator's final resume record beside MODEL_URL, read when a trainer cannot reconnect.
+
+    The folder is worked out on first use (it may ask the apiserver for the Model); a
+    trainer that cannot see it (a hostPath on another node) just keeps reconnecting.
+    """
+    from plato_sedna.errors import PlatoSednaError
+    from plato_sedna.servers import resume
+    from plato_sedna.servers.resume_server import mirror_url
+    from plato_sedna.worker_storage import worker_storage
+
+    folder: list[str | None] = []
+
+    def read(run_id: str):
+        if not folder:
+            try:
+                folder.append(mirror_url(runtime_config.sedna("model_url"), runtime_config.sedna("job_name")))
+            except (PlatoSednaError, OSError) as error:
+                LOGGER.info("Cannot locate the aggregator's resume record (%s); reconnecting only", error)
+                folder.append(None)
+        return resume.final_record(worker_storage(), folder[0], run_id) if folder[0] else None
+
+    return read
 
 
 def _log_partition(client) -> None:

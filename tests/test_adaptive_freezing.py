@@ -259,6 +259,7 @@ def test_adaptive_freezing_uploads_less_than_fedavg_at_similar_accuracy(quicksta
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_plain_plato_runs_adaptive_freezing_with_simulated_clients(tmp_path: Path) -> None:
     """`plato -c` with no Sedna env: Plato's own server and spawned clients, our three components."""
     from support.fake_mnist import (

@@ -188,6 +188,7 @@ def test_quickstart_with_env_lowers_tau_and_trainers_run_it(quickstart_job: Path
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_plain_plato_sends_tau_to_simulated_clients(tmp_path: Path) -> None:
     """`plato -c` with no Sedna env: Plato's own server process spawns the clients."""
     base = tmp_path / "base"

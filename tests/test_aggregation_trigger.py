@@ -23,6 +23,7 @@ def test_trigger_settings() -> None:
         AggregationTrigger.from_table({"timeout_s": -1})
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_a_trainer_slower_than_the_timeout_does_not_stall_the_job(tmp_path: Path, digits_data: Path) -> None:
     config = tmp_path / "fedavg.toml"
     config.write_text((QUICKSTART / "fedavg.toml").read_text() + "\n[server.aggregation_trigger]\ntimeout_s = 3\n")

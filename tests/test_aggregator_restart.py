@@ -116,6 +116,68 @@ def test_a_finished_run_is_not_resumed(tmp_path: Path) -> None:
     assert resume.find_checkpoint(tmp_path, "digits") is None
 
 
+def _mirrored(tmp_path: Path, storage, folder_url: str, record: resume.ResumeRecord) -> None:
+    """Checkpoint ``record`` and mirror it, as the aggregator does (a final one as it closes)."""
+    from dataclasses import replace
+
+    files = resume.save_checkpoint(tmp_path / "local", replace(record, final=False), _weights())
+    if record.final:
+        written = resume.ResumeRecord.from_json(files[1].read_bytes())
+        files[1].write_bytes(replace(written, final=True, stop_reason=record.stop_reason).to_json())
+    resume.mirror_checkpoint(storage, folder_url, files)
+
+
+def _away_trainer(storage, folder_url: str, connect_timeout_s: float):
+    """A trainer welcomed by run ``run-a`` whose aggregator is gone: it runs its reconnect loop."""
+    import asyncio
+    import socket
+    from types import SimpleNamespace
+
+    from plato_sedna.clients.connection import AggregatorAddress, TrainerSession
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = SimpleNamespace(_composable=SimpleNamespace(context=SimpleNamespace()))  # never reached
+    session = TrainerSession(
+        client, "digits-edge2", 2, final_record=lambda run_id: resume.final_record(storage, folder_url, run_id)
+    )
+    session.run_id = "run-a"  # as the aggregator's welcome set it
+    return asyncio.run(session.run(AggregatorAddress(("127.0.0.1",), port), connect_timeout_s))
+
+
+def test_a_trainer_away_as_the_job_ended_exits_from_the_final_record(tmp_path: Path, storage, s3_bucket: str) -> None:
+    from dataclasses import replace
+
+    folder_url = resume.remote_folder(f"s3://{s3_bucket}/models/net.pth", "digits")
+    _mirrored(tmp_path, storage, folder_url, replace(_record(2), run_id="run-a", final=True, stop_reason="rounds >= 2"))
+
+    started = time.monotonic()
+    assert _away_trainer(storage, folder_url, connect_timeout_s=120) == "rounds >= 2"
+    assert time.monotonic() - started < 30  # at its first failed reconnect, not at the timeout
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(None, id="no-record"),
+        pytest.param({"run_id": "run-a", "final": False}, id="the-run-goes-on"),
+        pytest.param({"run_id": "run-b", "final": True}, id="another-runs-final-record"),
+    ],
+)
+def test_a_trainer_away_keeps_reconnecting_unless_its_run_ended(tmp_path: Path, storage, s3_bucket: str, record) -> None:
+    from dataclasses import replace
+
+    from plato_sedna.errors import JobFailed
+
+    folder_url = resume.remote_folder(f"s3://{s3_bucket}/models/net.pth", "digits")
+    if record is not None:
+        _mirrored(tmp_path, storage, folder_url, replace(_record(2), **record))
+
+    with pytest.raises(JobFailed, match="did not accept a connection within 3 s"):
+        _away_trainer(storage, folder_url, connect_timeout_s=3)
+
+
 def _aggregator_pid(folder: Path) -> int:
     """The aggregator process `plato-sedna run` started in ``folder`` (its cwd)."""
     for entry in Path("/proc").iterdir():
@@ -185,7 +247,9 @@ def test_a_killed_aggregator_is_restarted_and_the_job_runs_exactly_its_rounds(qu
 
 
 @pytest.mark.slow  # about a minute per case on a loaded 2-core machine
-@pytest.mark.parametrize("planted_round", [2, 3], ids=["resumes-from-the-mirror", "finishes-at-once"])
+@pytest.mark.parametrize(
+    "planted_round", [2, pytest.param(3, marks=pytest.mark.extended)], ids=["resumes-from-the-mirror", "finishes-at-once"]
+)
 def test_an_aggregator_on_a_fresh_volume_resumes_from_the_mirror_beside_the_model(
     tmp_path: Path, digits_data: Path, planted_round: int
 ) -> None:

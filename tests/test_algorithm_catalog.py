@@ -264,8 +264,21 @@ def run_algorithm(job_yaml: Path, workdir: Path, name: str, env: dict[str, str],
     return summary, logs
 
 
+# CI's slow run takes one of these; the others have their own end-to-end tests
+# (quickstart, MistNet, Hugging Face demo, adaptive algorithms) and run with -m extended.
+CI_SLOW_RUNS = ("fedavg_personalized",)
+
+
+def _extended_unless_ci(name: str) -> list:
+    return [] if name in CI_SLOW_RUNS else [pytest.mark.extended]
+
+
 @pytest.mark.parametrize(
-    "name", [name if name in DEFAULT_SUITE else pytest.param(name, marks=pytest.mark.slow) for name in E2E_RUNS]
+    "name",
+    [
+        name if name in DEFAULT_SUITE else pytest.param(name, marks=[pytest.mark.slow, *_extended_unless_ci(name)])
+        for name in E2E_RUNS
+    ],
 )
 def test_each_algorithm_runs_a_short_job(name: str, quickstart_job: Path, tmp_path: Path) -> None:
     if algorithm_catalog.missing_components(CATALOG[name]):
@@ -281,6 +294,7 @@ def test_each_algorithm_runs_a_short_job(name: str, quickstart_job: Path, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_split_learning_learns_over_more_passes(quickstart_job: Path, tmp_path: Path) -> None:
     env = {"cut_layer": "relu3", "batch_size": "128", "epochs": "5"}
     summary, _ = run_algorithm(quickstart_job, tmp_path / "run", "split_learning", env, 30)

@@ -11,7 +11,6 @@ import hashlib
 import os
 import pickle
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from conftest import QUICKSTART
 from support.processes import PLATO_SEDNA
 from support.workers import clean_env
+from test_cli_errors import run_plato
 
 CORPUS = Path(__file__).parent / "data" / "bad_inputs"
 CASES = tomllib.loads((CORPUS / "corpus.toml").read_text(encoding="utf-8"))["case"]
@@ -70,24 +70,13 @@ def assert_clear_failure(result: subprocess.CompletedProcess, expect: list[str],
         assert fragment in output, f"{fragment!r} not in:\n{output}"
 
 
-def run_plato(config: Path, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "plato_sedna", "-c", str(config)],
-        cwd=cwd,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize("case", cases("config") + cases("env"))
 def test_config_and_env_case_fails_clearly_and_loses_nothing(case: dict, workdir: Path) -> None:
     config = CORPUS / case["file"] if "file" in case else QUICKSTART / "fedavg.toml"
     env = case.get("env", {"AGG_BIND_PORT": "7363", "PARTICIPANTS_COUNT": "2"})
     before, corpus_before = snapshot(workdir), snapshot(CORPUS)
 
-    result = run_plato(config, workdir, env)
+    result = run_plato(config, workdir, **env)
 
     assert_clear_failure(result, case["expect"], "plato: error:")
     assert result.returncode == 2
@@ -200,7 +189,7 @@ def test_pickled_pretrained_model_stops_the_aggregator_at_start(tmp_path: Path, 
     (path,) = [p for name, p, _ in _weights_cases(tmp_path) if name == "pickled-command.pth"]
     env = {"AGG_BIND_PORT": "7363", "PARTICIPANTS_COUNT": "2", "PRETRAINED_MODEL_URL": str(path)}
 
-    result = run_plato(QUICKSTART / "fedavg.toml", tmp_path, env)
+    result = run_plato(QUICKSTART / "fedavg.toml", tmp_path, **env)
 
     assert_clear_failure(result, ["pickled Python objects", str(path)], "plato: error:")
     assert not (tmp_path / PWNED).exists()

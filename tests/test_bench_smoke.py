@@ -33,6 +33,7 @@ def test_bench_quick_mode_prints_ratios(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_bench_adaptive_small_prints_each_variant_against_fedavg(tmp_path: Path) -> None:
     """bench/bench_adaptive.py --small: FedAvg and adaptive freezing (adaptive_sync when registered), with ratios."""
     bench = BENCH.parent / "bench_adaptive.py"

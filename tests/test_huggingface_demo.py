@@ -85,6 +85,7 @@ def test_two_trainers_fine_tune_and_publish_a_folder_transformers_loads(corpus: 
     assert len(sizes) == summary["rounds"] and min(sizes) > full_size  # every weight travels
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_lora_trainers_send_only_adapters_and_publish_a_merged_folder(corpus: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "run"
     job = demo_job(tmp_path / "job", corpus, rounds=2, extra_config=LORA_TABLE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_quickstart_e2e import run_job
 
 
@@ -16,6 +17,7 @@ def without_architecture(job_yaml: Path) -> None:
     job_yaml.write_text(job_yaml.read_text().replace('value: "10"', 'value: "1"'))
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_architecture_from_the_model_annotation(quickstart_job: Path, tmp_path: Path) -> None:
     import torch
     from plato.models import lenet5

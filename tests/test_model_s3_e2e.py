@@ -102,6 +102,9 @@ def test_starts_from_s3_weights_and_publishes_versions_to_s3(
             "round-0001/metrics.json",
             "round-0002/digits-lenet5.pth",
             "round-0002/metrics.json",
+            # The aggregator's resume state beside MODEL_URL (docs: "Restarting the aggregator").
+            ".plato-sedna-resume/digits-fedavg/resume.json",
+            ".plato-sedna-resume/digits-fedavg/resume-weights-0002.pth",
         )
     }
     assert read_object(s3_client, s3_bucket, "models/latest").decode().strip() == "round-0002"

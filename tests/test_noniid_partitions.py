@@ -279,6 +279,7 @@ def test_three_trainers_on_one_dataset_train_on_platos_noniid_partitions(noniid_
 
 
 @pytest.mark.slow  # an aggregator and two trainers: about a minute on two cores
+@pytest.mark.extended
 def test_a_partition_whose_id_is_taken_is_refused_on_both_sides(
     noniid_job: Path, tmp_path: Path, digits_data: Path
 ) -> None:

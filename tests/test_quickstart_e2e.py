@@ -68,6 +68,7 @@ def test_quickstart_reaches_090_and_publishes_a_loadable_model(quickstart_job: P
     assert trainer_ids((workdir / "aggregator" / "worker.log").read_text()) == {"1", "2"}
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_each_worker_as_pid_1_like_in_containers(quickstart_job: Path, tmp_path: Path) -> None:
     """Every process is PID 1 of its own PID namespace: Plato's PID keys would collide."""
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)

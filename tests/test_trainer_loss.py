@@ -153,6 +153,7 @@ def test_a_trainer_killed_mid_round_is_left_behind_then_rejoins(quickstart_job: 
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_a_round_whose_only_trainer_is_lost_goes_to_a_free_one(quickstart_job: Path, tmp_path: Path) -> None:
     _job_with_trainer_loss(quickstart_job, trainer_timeout="1", on_trainer_loss="continue", per_round="1")
     # per_round = 1: round 2 goes to one trainer, the one this test kills.

@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from conftest import QUICKSTART
 from support.workers import (
     aggregator_env,
@@ -104,6 +105,7 @@ def _run_two_trainers(tmp_path: Path, digits_data: Path, first: str, second: str
     return log.read_text()
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_a_restarted_aggregator_gives_each_trainer_its_recorded_id(tmp_path: Path, digits_data: Path) -> None:
     first_log = _run_two_trainers(tmp_path, digits_data, "digits-edge1", "digits-edge2")
     ids = dict(re.findall(r"Trainer (digits-edge\d) is client #(\d)", first_log))
@@ -117,6 +119,7 @@ def test_a_restarted_aggregator_gives_each_trainer_its_recorded_id(tmp_path: Pat
     assert dict(re.findall(r"Trainer (digits-edge\d) is client #(\d)", second_log)) == ids
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_trainers_fail_when_the_aggregator_does_not_come_back(tmp_path: Path, digits_data: Path) -> None:
     """A trainer reconnects after a lost link, but only for CONNECT_TIMEOUT seconds."""
     port = free_port()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from plato_sedna.clients.backoff import Deadline, retry_delays
@@ -47,6 +48,7 @@ class TrainerSession:
         progress: TrainerProgress | None = None,
         *,
         token: str | None = None,
+        final_record: Callable[[str], object | None] | None = None,
     ) -> None:
         self.client = client
         self.identity = identity
@@ -58,6 +60,10 @@ class TrainerSession:
         self._token = token  # the job's shared trainer token: sent at connect, never logged
         self.refusal: str | None = None
         self.steps_in_flight = 0  # training steps running; a reconnect waits for them to end
+        self.run_id: str | None = None  # the aggregator's run, from its welcome
+        # run id -> the aggregator's final resume record of that run (or None): how a trainer
+        # that lost its link as the job ended learns that it ended (servers.resume.final_record)
+        self._final_record = final_record
 
     def _events(self):
         from plato.clients.composable import ComposableClientEvents
@@ -69,6 +75,7 @@ class TrainerSession:
 
             # socket.io calls on_<event>: the aggregator's servers.sedna.WELCOME_EVENT
             async def on_plato_sedna_welcome(self, data):
+                session.run_id = (data or {}).get("run_id") or session.run_id
                 if (data or {}).get("aggregator_tests"):
                     session.leave_testing_to_the_aggregator()
 
@@ -134,7 +141,8 @@ class TrainerSession:
         context = self.client._composable.context
         self.progress.round_reported(context.current_round, context.latest_report)
 
-    async def _connect(self, address: AggregatorAddress, deadline: Deadline) -> str:
+    async def _connect(self, address: AggregatorAddress, deadline: Deadline) -> str | None:
+        """The URL connected to, or None when the job ended while this trainer was away."""
         import socketio
 
         delays = retry_delays(deadline)
@@ -160,6 +168,8 @@ class TrainerSession:
                 mismatch = await link_mismatch(url, address.tls, last_error)  # TLS on one side only, or a bad CA
                 if mismatch:
                     raise JobFailed(f"trainer {self.identity} cannot connect: {mismatch}")
+            if self._ended_while_away():
+                return None
             delay = next(delays, None)
             if delay is None:
                 raise JobFailed(
@@ -184,7 +194,7 @@ class TrainerSession:
         ``connect_timeout_s`` again; only an aggregator that does not come back fails.
         """
         url = await self._join(address, Deadline(connect_timeout_s))
-        while True:
+        while url is not None:
             await self.sio.wait()
             if self.failure:
                 raise JobFailed(f"trainer {self.identity} failed: {self.failure}")
@@ -197,22 +207,44 @@ class TrainerSession:
             )
             await self._steps_settled()
             try:
-                url = await self._join(address, Deadline(connect_timeout_s))
+                rejoined = await self._join(address, Deadline(connect_timeout_s))
             except JobFailed as error:
                 raise JobFailed(
                     f"trainer {self.identity} lost its connection to the aggregator at {url} "
                     f"before the job completed and could not reconnect: {error}"
                 ) from None
+            url = rejoined  # None: the job ended while this trainer was away
+        return self.stop_reason
 
-    async def _join(self, address: AggregatorAddress, deadline: Deadline) -> str:
-        """Connect, hand the socket to Plato's client, and announce this trainer's identity."""
+    async def _join(self, address: AggregatorAddress, deadline: Deadline) -> str | None:
+        """Connect, hand the socket to Plato's client, and announce this trainer's identity.
+
+        None when, instead, the aggregator's final record shows the job ended meanwhile.
+        """
         url = await self._connect(address, deadline)
+        if url is None:
+            return None
         core = self.client._composable
         core.context.sio = self.sio  # Plato's client sends its reports through context.sio
         LOGGER.info("Connected to the aggregator at %s as %s", url, self.identity)
         await self.sio.emit("client_alive", {"pid": self.identity, "id": self.preferred_id or 0})
         core._sync_owner_from_context()
         return url
+
+    def _ended_while_away(self) -> bool:
+        """Whether the aggregator's final record shows that its run ended (sets the stop reason)."""
+        if self.run_id is None or self._final_record is None:
+            return False
+        record = self._final_record(self.run_id)
+        if record is None:
+            return False
+        self.stop_reason = record.stop_reason or "completed"
+        LOGGER.info(
+            "The aggregator completed the job while this trainer was away (%s after round %d; "
+            "from its final resume record)",
+            self.stop_reason, record.round,
+        )
+        return True
 
     async def _steps_settled(self) -> None:
         """Wait for a training step still running to end, so that it cannot report on the new link."""

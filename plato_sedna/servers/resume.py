@@ -45,6 +45,8 @@ class ResumeRecord:
     trainer_ids: Mapping[str, int] = field(default_factory=dict)
     final: bool = False  # the job had met its stop condition: nothing to resume
     saved_at: str = ""
+    run_id: str = ""  # the aggregator's run (kept across its restarts): trainers check a final record by it
+    stop_reason: str = ""  # why the job ended, in a final record
 
     def to_json(self) -> bytes:
         document = {**asdict(self), "format": FORMAT_VERSION, "history": [asdict(r) for r in self.history]}
@@ -75,6 +77,8 @@ class ResumeRecord:
             trainer_ids={str(k): int(v) for k, v in ids.items()},
             final=bool(document.get("final")),
             saved_at=str(document.get("saved_at") or ""),
+            run_id=str(document.get("run_id") or ""),
+            stop_reason=str(document.get("stop_reason") or ""),
         )
 
 
@@ -141,6 +145,20 @@ def find_checkpoint(folder: Path, job: str | None, storage=None, folder_url: str
         LOGGER.info("No resume record at %s (%s); starting the job afresh", folder_url, error)
         return None
     return _checked(record_path, job, lambda name: storage.to_local_path(f"{folder_url}/{name}"), folder_url)
+
+
+def final_record(storage, folder_url: str, run_id: str) -> ResumeRecord | None:
+    """The mirrored record at ``folder_url`` when it says run ``run_id`` has ended, else None.
+
+    A trainer whose aggregator is gone reads it to tell "the job completed while I was
+    away" from "the aggregator is restarting" (absent, unreadable, another run's, or
+    not final: None).
+    """
+    try:
+        record = ResumeRecord.from_json(storage.to_local_path(f"{folder_url}/{RECORD_NAME}").read_bytes())
+    except (ResourceError, OSError, ValueError, TypeError):
+        return None
+    return record if record.final and record.run_id == run_id else None
 
 
 def _checked(record_path: Path, job: str | None, locate, location: str | None = None) -> Checkpoint | None:

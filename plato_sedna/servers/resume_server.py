@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,8 +30,9 @@ class ResumeMixin:
     def configure(self) -> None:
         super().configure()
         self.resume_folder = Path(runtime_config.plato_path("checkpoint_path")).absolute()
-        self.resume_url = _mirror_url(self.model_url, self.job_name)
+        self.resume_url = mirror_url(self.model_url, self.job_name)
         self.finish_on_start: str | None = None
+        self.run_id = uuid.uuid4().hex  # a resumed run keeps its record's
         self._checkpoint_files: list[Path] = []
         storage = _storage() if self.resume_url else None
         checkpoint = resume.find_checkpoint(self.resume_folder, self.job_name, storage, self.resume_url)
@@ -44,6 +46,7 @@ class ResumeMixin:
             self.job_name, record.round, checkpoint.location, record.saved_at,
         )
         self.algorithm.load_weights(checkpoint.load_weights())
+        self.run_id = record.run_id or self.run_id
         self.current_round = record.round
         self.accuracy = record.accuracy
         self.resumed_session = True  # Plato starts the next round once the trainers are back
@@ -80,6 +83,7 @@ class ResumeMixin:
             weights_sha256="",
             history=tuple(self.progress.history),
             trainer_ids=dict(self.roster.ids_by_identity),
+            run_id=self.run_id,
         )
         self._checkpoint_files = resume.save_checkpoint(
             self.resume_folder, record, self.algorithm.extract_weights()
@@ -92,7 +96,8 @@ class ResumeMixin:
         record_path = self.resume_folder / resume.RECORD_NAME
         if not self._checkpoint_files or not record_path.is_file():
             return
-        final = replace(resume.ResumeRecord.from_json(record_path.read_bytes()), final=True)
+        record = resume.ResumeRecord.from_json(record_path.read_bytes())
+        final = replace(record, final=True, stop_reason=self.progress.stop_reason or "completed")
         write_atomically(record_path, lambda file: file.write(final.to_json()))
         self._mirror()
 
@@ -105,7 +110,7 @@ class ResumeMixin:
             LOGGER.warning("Mirroring the resume record to %s failed: %s", self.resume_url, error)
 
 
-def _mirror_url(model_url: str | None, job: str | None) -> str | None:
+def mirror_url(model_url: str | None, job: str | None) -> str | None:
     """The folder beside the published model (its writable URL inside a Sedna pod)."""
     if not model_url:
         return None

@@ -76,7 +76,15 @@ class SednaServerMixin:
 
     # Trainers joining and leaving
 
+    # Set as the job ends: a trainer registering after that (in the last moments before the
+    # sockets close) is told at once instead of waiting for a round that never comes.
+    job_done_message: dict | None = None
+    run_id: str | None = None  # set by servers.resume_server: a trainer away at the end checks the final record by it
+
     async def register_client(self, sid, client_process_id, client_id):
+        if self.job_done_message is not None:
+            await self.sio.emit(JOB_DONE_EVENT, self.job_done_message, room=sid)
+            return
         identity = self._identity(sid, client_process_id)
         known = identity in self.roster.ids_by_identity
         refusal = self.roster.refusal(identity, client_id or None)
@@ -90,7 +98,7 @@ class SednaServerMixin:
             self.roster.save(self.roster_path, self.job_name)
         rejoining = self._awaits_update_from(logical_id)
         # Before Plato's registration, which may already start the round on this socket.
-        welcome = {"client_id": logical_id, "aggregator_tests": self.tests_global_model}
+        welcome = {"client_id": logical_id, "aggregator_tests": self.tests_global_model, "run_id": self.run_id}
         await self.sio.emit(WELCOME_EVENT, welcome, room=sid)
         LOGGER.info("Trainer %s is client #%d%s", identity, logical_id, " (rejoined)" if rejoining else "")
         await super().register_client(sid, logical_id, logical_id)
@@ -249,6 +257,7 @@ class SednaServerMixin:
         self._publish()
         await self._wait_for_trainers_in_flight()
         done = {"stop_reason": self.progress.stop_reason, "accuracy": float(self.accuracy)}
+        self.job_done_message = done
         await self.sio.emit(JOB_DONE_EVENT, done)
         await asyncio.sleep(JOB_DONE_FLUSH_S)  # let the event reach trainers before the sockets close
         await super()._close()

@@ -117,9 +117,16 @@ def _env_text(value: Any) -> str:
 
 def hyperparameter_env(config: Mapping[str, Any], names: tuple[str, ...]) -> list[dict[str, str]]:
     """``[{name, value}]`` for each of ``names`` the config sets."""
+    from plato_sedna import algorithm_catalog
+
     env = []
     for name in names:
-        value = _lookup(config, HYPERPARAMETER_KEYS[name])
+        if name == algorithm_catalog.ENV_NAME:
+            # The env sets server, clients and algorithm types together: name what the file's
+            # types select (a cross-silo server with algorithm.type fedavg is not fedavg).
+            value = algorithm_catalog.name_in_config(config)
+        else:
+            value = _lookup(config, HYPERPARAMETER_KEYS[name])
         if value is not None and not isinstance(value, Mapping):
             env.append({"name": name, "value": _env_text(value)})
     return env

@@ -73,6 +73,7 @@ CREDENTIALS_ENV = """
 """
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_a_job_whose_config_lives_in_s3(quickstart_job: Path, tmp_path: Path, s3_server, s3_client, s3_bucket) -> None:
     s3_client.put_object(Bucket=s3_bucket, Key="config/fedavg.toml", Body=TOML.read_bytes())
     text = quickstart_job.read_text().replace('value: "10"', 'value: "2"')

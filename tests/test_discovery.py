@@ -37,6 +37,7 @@ def _can_bind_mount_hosts(tmp_path: Path) -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_stale_agg_ip_falls_back_to_the_service_name(tmp_path: Path, digits_data: Path) -> None:
     if not _can_bind_mount_hosts(tmp_path):
         pytest.skip("needs root and unshare to give the trainer its own /etc/hosts")

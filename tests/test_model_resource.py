@@ -32,6 +32,7 @@ def test_architecture_from_the_model_annotation(quickstart_job: Path, tmp_path: 
     lenet5.Model(num_classes=10).load_state_dict(torch.load(summary["model_url"], weights_only=True))
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_no_architecture_anywhere_is_a_clear_error(quickstart_job: Path, tmp_path: Path) -> None:
     without_architecture(quickstart_job)
     quickstart_job.write_text(quickstart_job.read_text().replace("plato.sedna.io/model-name: lenet5", "team: vision"))

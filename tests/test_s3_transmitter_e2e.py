@@ -7,6 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from conftest import QUICKSTART
 from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY, free_port
 from support.workers import aggregator_env, start_plato, stop, trainer_env
@@ -91,6 +92,7 @@ def bucket_keys(s3_client, bucket: str) -> list[str]:
     return [item["Key"] for item in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_s3_run_gives_the_ws_model_and_leaves_no_payloads(quickstart_job: Path, tmp_path: Path, s3_server, s3_client, s3_bucket) -> None:
     import torch
 

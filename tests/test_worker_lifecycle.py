@@ -42,6 +42,7 @@ def test_trainer_started_first_waits_then_joins(tmp_path: Path, digits_data: Pat
     assert json.loads((tmp_path / "metrics.json").read_text())["rounds"] == 1
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_trainer_gives_up_after_connect_timeout(tmp_path: Path, digits_data: Path) -> None:
     port = free_port()
     trainer = start_plato(

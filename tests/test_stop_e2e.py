@@ -25,7 +25,7 @@ def with_aggregator_env(job_yaml: Path, **variables: str) -> None:
         pytest.param({"delta_loss": "100", "target_accuracy": "1.0"}, 2, "delta_loss", id="delta_loss", marks=pytest.mark.slow),
         pytest.param(
             {"rounds": "3", "target_accuracy": "0.01", "stop_operator": "and"}, 3, "rounds and target_accuracy",
-            id="rounds-and-accuracy",
+            id="rounds-and-accuracy", marks=pytest.mark.slow,
         ),
     ],
 )

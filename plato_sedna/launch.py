@@ -123,21 +123,23 @@ def _final_record_reader():
     The folder is worked out on first use (it may ask the apiserver for the Model); a
     trainer that cannot see it (a hostPath on another node) just keeps reconnecting.
     """
+    import functools
+
     from plato_sedna.errors import PlatoSednaError
     from plato_sedna.servers import resume
     from plato_sedna.servers.resume_server import mirror_url
     from plato_sedna.worker_storage import worker_storage
 
-    folder: list[str | None] = []
+    @functools.cache
+    def folder() -> str | None:
+        try:
+            return mirror_url(runtime_config.sedna("model_url"), runtime_config.sedna("job_name"))
+        except (PlatoSednaError, OSError) as error:
+            LOGGER.info("Cannot locate the aggregator's resume record (%s); reconnecting only", error)
+            return None
 
     def read(run_id: str):
-        if not folder:
-            try:
-                folder.append(mirror_url(runtime_config.sedna("model_url"), runtime_config.sedna("job_name")))
-            except (PlatoSednaError, OSError) as error:
-                LOGGER.info("Cannot locate the aggregator's resume record (%s); reconnecting only", error)
-                folder.append(None)
-        return resume.final_record(worker_storage(), folder[0], run_id) if folder[0] else None
+        return resume.final_record(worker_storage(), folder(), run_id) if folder() else None
 
     return read
 

@@ -238,7 +238,6 @@ E2E_RUNS = {
     "adaptive_freezing": ({}, 1),
     "adaptive_sync": ({}, 1),
 }
-DEFAULT_SUITE: set[str] = set()  # every algorithm's job is a slow test
 
 
 def test_every_algorithm_that_runs_in_pods_has_a_short_job() -> None:
@@ -276,7 +275,7 @@ def _extended_unless_ci(name: str) -> list:
 @pytest.mark.parametrize(
     "name",
     [
-        name if name in DEFAULT_SUITE else pytest.param(name, marks=[pytest.mark.slow, *_extended_unless_ci(name)])
+        pytest.param(name, marks=[pytest.mark.slow, *_extended_unless_ci(name)])  # every job is a slow test
         for name in E2E_RUNS
     ],
 )

@@ -158,11 +158,11 @@ _ENTRIES = (
         "simple",
         "fedavg",
         extra={"clients.outbound_processors": ["model_encrypt"], "clients.inbound_processors": ["model_decrypt"]},
-        not_in_pods=(
-            "every process uses the CKKS key pair in .ckks_context/ of its working directory and "
-            "makes a new one where there is none, so each pod would encrypt under its own key and "
-            "neither the aggregator's sums nor the trainers' decryption could work. Use fedavg "
-            "over the TLS aggregator link, or run fedavg_he as plain Plato on one machine"
+        pod_note=(
+            "every worker encrypts under the job's one CKKS context (PLATO_SEDNA_HE_CONTEXT_FILE, a "
+            "mounted Secret) instead of making its own; as in Plato, that context holds the secret "
+            "key and the aggregator decrypts the average to test and publish it, so the encryption "
+            "keeps single updates from the wire and the transmitter's store, not from the aggregator"
         ),
     ),
     _same_types(

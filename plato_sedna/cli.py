@@ -95,6 +95,7 @@ def _start(args: argparse.Namespace) -> int:
     from plato.config import Config
 
     Config()
+    launch.use_he_context(context, resolved.get("server", {}).get("type"))
     preflight.check_registry_names(context.role)
     if context.role == "aggregator":
         launch.run_aggregator(context.trainer_token, tls)
@@ -125,13 +126,15 @@ def plato_sedna_main(argv: list[str] | None = None) -> int:
         "run": "plato_sedna.local.command",
         "render": "plato_sedna.tools.render",
         "validate": "plato_sedna.tools.validate",
+        "he-context": "plato_sedna.tools.he_context_command",
     }
     if not argv or argv[0] not in commands:
         print(
-            "usage: plato-sedna {run,render,validate} ...\n"
+            "usage: plato-sedna {run,render,validate,he-context} ...\n"
             "  run       run Sedna manifests (Dataset, Model, FederatedLearningJob) as local processes\n"
             "  render    write a job's manifests from a Plato config: -c CONFIG --trainer NODE=URL ... --model-url URL\n"
-            "  validate  check manifests and Plato configs before applying them: FILE ...",
+            "  validate  check manifests and Plato configs before applying them: FILE ...\n"
+            "  he-context  write a fedavg_he job's CKKS context, to store as its Secret: FILE",
             file=sys.stderr,
         )
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

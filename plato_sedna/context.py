@@ -34,8 +34,12 @@ TLS_KEY_FILE_ENV = "PLATO_SEDNA_TLS_KEY_FILE"
 TLS_CA_FILE_ENV = "PLATO_SEDNA_TLS_CA_FILE"
 TLS_DIR_ENV = "PLATO_SEDNA_TLS_DIR"
 TLS_DIR_FILES = {TLS_CERT_FILE_ENV: "tls.crt", TLS_KEY_FILE_ENV: "tls.key", TLS_CA_FILE_ENV: "ca.crt"}
+# fedavg_he: the job's one CKKS context (keys included), a mounted Secret every worker reads.
+HE_CONTEXT_FILE_ENV = "PLATO_SEDNA_HE_CONTEXT_FILE"
 # Variables naming files inside the pod (mounted Secrets): only the pod itself can read them.
-POD_FILE_ENV = frozenset({TOKEN_FILE_ENV, TLS_CERT_FILE_ENV, TLS_KEY_FILE_ENV, TLS_CA_FILE_ENV, TLS_DIR_ENV})
+POD_FILE_ENV = frozenset(
+    {TOKEN_FILE_ENV, TLS_CERT_FILE_ENV, TLS_KEY_FILE_ENV, TLS_CA_FILE_ENV, TLS_DIR_ENV, HE_CONTEXT_FILE_ENV}
+)
 
 
 class _Rejected(ValueError):
@@ -307,6 +311,8 @@ class SednaContext:
         TLS on the aggregator link: the aggregator's certificate and key
         (``PLATO_SEDNA_TLS_CERT_FILE``/``_KEY_FILE``), the CA trainers verify it against
         (``PLATO_SEDNA_TLS_CA_FILE``); each may come from ``PLATO_SEDNA_TLS_DIR``.
+    he_context_file : str | None
+        The job's CKKS context for ``fedavg_he`` (``PLATO_SEDNA_HE_CONTEXT_FILE``); checked at start.
     """
 
     role: str = "plain"
@@ -332,6 +338,7 @@ class SednaContext:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    he_context_file: str | None = None
     lc_server: str | None = None
     data_path_prefix: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -434,6 +441,7 @@ class SednaContext:
             secret_access_key=text("SECRET_ACCESS_KEY"),
             trainer_token=_trainer_token_from_env(environ),
             **_tls_files_from_env(environ),
+            he_context_file=text(HE_CONTEXT_FILE_ENV),
             lc_server=text("LC_SERVER"),
             data_path_prefix=text("DATA_PATH_PREFIX"),
             connect_timeout=_optional(environ, "CONNECT_TIMEOUT", _positive_float, "300")

@@ -54,6 +54,18 @@ def link_tls(context: SednaContext) -> ssl.SSLContext | TrainerTls | None:
     return None
 
 
+def use_he_context(context: SednaContext, server_type: str | None) -> None:
+    """fedavg_he: every pod encrypts under the job's context file; plain Plato too when one is named.
+
+    Without the file a pod stops here (ConfigError); plain Plato keeps its own
+    ``.ckks_context/`` in the working directory.
+    """
+    from plato_sedna import he_context
+
+    if server_type == he_context.ALGORITHM and (context.role != "plain" or context.he_context_file):
+        he_context.use_context_file(context.he_context_file)
+
+
 def run_aggregator(trainer_token: str | None = None, tls_context: ssl.SSLContext | None = None) -> None:
     """The aggregation worker; ends the process (Plato's server exits when training ends).
 

@@ -1,14 +1,16 @@
 """The environment of each local worker: what Sedna's GlobalManager would inject, on loopback."""
 
+import itertools
 import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
 from plato_sedna.context import (
+    HE_CONTEXT_FILE_ENV,
     HYPERPARAMETER_NAMES,
     MANIFESTS_ENV,
     POD_FILE_ENV,
@@ -111,6 +113,7 @@ def worker_env(
     inherited: Mapping[str, str] | None = None,
     lc_server: str | None = None,
     tls: bool = False,
+    he: bool = False,
 ) -> dict[str, str]:
     """The full environment of one local worker process.
 
@@ -129,6 +132,9 @@ def worker_env(
     tls : bool (default: False)
         Serve the aggregator link over TLS with the run's throwaway CA (``--tls``); TLS files
         the template names but this machine lacks (Secret mounts) get the same stand-ins.
+    he : bool (default: False)
+        The job runs fedavg_he (:func:`uses_he_context`): a worker without the job's CKKS
+        context file gets the run's own, one for all its workers.
 
     Returns
     -------
@@ -156,6 +162,8 @@ def worker_env(
     env.update(injected)
     env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
     _stand_in_for_secret_mounts(env, job, worker, workdir, tls)
+    if he and not env.get(HE_CONTEXT_FILE_ENV):
+        env[HE_CONTEXT_FILE_ENV] = _run_he_context(str(workdir))
     if not env.get(TOKEN_ENV) and not env.get(TOKEN_FILE_ENV):
         env[TOKEN_ENV] = _run_token(job.ref, str(workdir), agg_port)
     for name in THREAD_ENV:
@@ -176,7 +184,7 @@ def _stand_in_for_secret_mounts(
         logger.info("%s: worker %s: %s name files of Secret mounts; this run provides its own", job.ref, worker.key, ", ".join(missing))
     for name in missing:
         del env[name]
-    if tls or any(name != TOKEN_FILE_ENV for name in missing):
+    if tls or any(name not in (TOKEN_FILE_ENV, HE_CONTEXT_FILE_ENV) for name in missing):
         files = _run_tls_files(str(workdir))
         if worker.dataset is None:
             env.update({TLS_CERT_FILE_ENV: str(files.cert_file), TLS_KEY_FILE_ENV: str(files.key_file)})
@@ -198,6 +206,41 @@ def _written_tls_files(workdir: str):
     from plato_sedna.local.certificates import write_tls_files
 
     return write_tls_files(Path(workdir) / "tls")
+
+
+def uses_he_context(job: JobSpec, argvs: Iterable[tuple[str, ...]]) -> bool:
+    """Whether a worker runs fedavg_he: by its ``aggregation_algorithm`` env, or its config's ``server.type``."""
+    from plato_sedna.he_context import ALGORITHM
+
+    named = (value for worker in job.workers for name, value in worker.env if name.lower() == "aggregation_algorithm")
+    if ALGORITHM in named:
+        return True
+    return any(_config_server_type(argv) == ALGORITHM for argv in argvs)
+
+
+def _config_server_type(argv: tuple[str, ...]) -> str | None:
+    """``server.type`` of the local config file a worker's command names; None for URLs and errors."""
+    from plato_sedna.config import load_config_file
+    from plato_sedna.errors import PlatoSednaError
+
+    for flag, value in itertools.pairwise(argv):
+        if flag in ("-c", "--config") and not is_remote_url(value):
+            try:
+                return (load_config_file(value).get("server") or {}).get("type")
+            except (PlatoSednaError, OSError):
+                return None  # the worker reports its own config error
+    return None
+
+
+def _run_he_context(workdir: str) -> str:
+    """One CKKS context per local run, under ``<workdir>/he``, as the job's Secret would give the pods."""
+    path = Path(workdir) / "he" / "context"
+    if not path.exists():
+        from plato_sedna.he_context import write_context
+
+        write_context(path)
+        logger.info("fedavg_he: this run's CKKS context is %s (in pods: a Secret, see docs/algorithms.md)", path)
+    return str(path)
 
 
 @cache

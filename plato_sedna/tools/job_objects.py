@@ -65,20 +65,36 @@ class JobRequest:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     token_secret: str | None = None  # mounted as PLATO_SEDNA_TOKEN_FILE in every worker
     tls_secret: str | None = None  # tls.crt/tls.key for the aggregator, ca.crt for the trainers
+    he_secret: str | None = None  # fedavg_he's CKKS context, mounted as PLATO_SEDNA_HE_CONTEXT_FILE in every worker
 
     def __post_init__(self) -> None:
         for what, value in (("job name", self.name), ("namespace", self.namespace)):
             check_dns_name(value, what)
-        for what, value in (("--token-secret", self.token_secret), ("--tls-secret", self.tls_secret)):
+        secrets = (("--token-secret", self.token_secret), ("--tls-secret", self.tls_secret), ("--he-secret", self.he_secret))
+        for what, value in secrets:
             if value is not None:
                 check_dns_name(value, what)
         if not self.trainers:
             raise ConfigError("a job needs at least one trainer: give --trainer NODE=DATASET_URL")
+        self._check_he_secret()
         nodes = [node for node, _ in self.trainers]
         if len(set(nodes)) != len(nodes):
             raise ConfigError(f"--trainer names a node twice ({', '.join(nodes)}); give each edge node once")
         for node in nodes:
             check_dns_name(node, "trainer node")
+
+
+    def _check_he_secret(self) -> None:
+        from plato_sedna import algorithm_catalog
+        from plato_sedna.he_context import ALGORITHM
+
+        named = {algorithm_catalog.name_in_config(self.config)}
+        named |= {value for name, value in self.extra_env.items() if name.lower() == algorithm_catalog.ENV_NAME}
+        if ALGORITHM in named and not self.he_secret:
+            raise ConfigError(
+                f"{ALGORITHM} needs the job's CKKS context in every pod: give --he-secret NAME "
+                "(a Secret made from `plato-sedna he-context FILE`; render prints the commands)"
+            )
 
 
 def check_dns_name(value: str, what: str) -> None:
@@ -162,7 +178,9 @@ def _pod_template(
         ],
         "volumes": [{"name": "plato-config", "configMap": {"name": config_map_name(request)}}],
     }
-    add_secret_mounts(spec, request.token_secret, request.tls_secret, aggregator=container == "aggworker")
+    add_secret_mounts(
+        spec, request.token_secret, request.tls_secret, aggregator=container == "aggworker", he_secret=request.he_secret
+    )
     if node:
         spec = {"nodeName": node, **spec}
     return {"spec": spec}

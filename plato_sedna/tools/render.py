@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "trainer token (PLATO_SEDNA_TOKEN_FILE)")
     parser.add_argument("--tls-secret", metavar="NAME", help="serve the aggregator link over TLS: Secret NAME's "
                         "tls.crt/tls.key in the aggregator, its ca.crt in the trainers")
+    parser.add_argument("--he-secret", metavar="NAME", help="fedavg_he: mount Secret NAME (key: context, from "
+                        "`plato-sedna he-context`) in every worker as the job's CKKS context")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more env for every worker")
     parser.add_argument("-o", "--output", type=Path, help="folder to write (default: ./<name>-manifests)")
     return parser
@@ -103,6 +105,7 @@ def _request(args: argparse.Namespace):
         extra_env=extra_env,
         token_secret=args.token_secret,
         tls_secret=args.tls_secret,
+        he_secret=args.he_secret,
     )
 
 
@@ -146,7 +149,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return error.exit_code
     print(f"wrote {job_file} ({len(request.trainers)} trainer(s)) and {job_file.parent / request.config_name}")
-    for note in secret_notes(request.name, request.namespace, request.token_secret, request.tls_secret):
+    for note in secret_notes(request.name, request.namespace, request.token_secret, request.tls_secret, request.he_secret):
         print(note)
     print(f"check it with: plato-sedna validate {job_file}")
     return 0

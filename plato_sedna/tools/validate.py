@@ -167,7 +167,24 @@ def _env_problems(env: Any, where: str, file: str) -> list[Problem]:
                 algorithm_catalog.check_pod_env(str(value))
         except PlatoSednaError as error:
             problems.append(Problem(file, f"{where}.env[{index}]", str(error)))
-    return problems
+    return problems + _he_context_problems(env, where, file)
+
+
+def _he_context_problems(env: Any, where: str, file: str) -> list[Problem]:
+    """fedavg_he chosen by the env, with no CKKS context file named: the pod would stop at start."""
+    from plato_sedna import algorithm_catalog
+    from plato_sedna.context import HE_CONTEXT_FILE_ENV
+    from plato_sedna.he_context import ALGORITHM
+
+    values = {(v or {}).get("name"): (v or {}).get("value") for v in (env if isinstance(env, list) else [])}
+    names_he = any(isinstance(n, str) and n.lower() == algorithm_catalog.ENV_NAME and v == ALGORITHM for n, v in values.items())
+    if not names_he or values.get(HE_CONTEXT_FILE_ENV):
+        return []
+    return [Problem(file, f"{where}.env", (
+        f"{algorithm_catalog.ENV_NAME}={ALGORITHM} needs {HE_CONTEXT_FILE_ENV}: mount the job's CKKS context "
+        "Secret in every pod (`plato-sedna he-context FILE`, then `plato-sedna render --he-secret NAME`); "
+        "`plato-sedna run` gives a local run its own"
+    ))]
 
 
 class _JobCheck:

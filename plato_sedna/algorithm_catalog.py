@@ -140,13 +140,10 @@ _ENTRIES = (
             "mpc",
             "fedavg",
             extra={"clients.outbound_processors": [f"mpc_model_encrypt_{scheme}"]},
-            not_in_pods=(
-                "the aggregator and every trainer read and rewrite one round store of secret "
-                "shares: a folder they all share, under a lock that only works between processes "
-                "of one machine, or S3 plus a ZooKeeper lock (server.s3_endpoint_url, zk_address) "
-                "through Plato's S3 client, which is broken in 1.41. Sedna pods share no folder "
-                "and the plugin runs no ZooKeeper. Use fedavg over the TLS aggregator link, or "
-                "run MPC as plain Plato on one machine"
+            pod_note=(
+                "the round store of secret shares is shared objects (PLATO_SEDNA_MPC_STORE_URL, or "
+                "beside the S3 transmitter's payloads) instead of Plato's locked local file or S3 "
+                "plus ZooKeeper; as in Plato, the aggregator reads every share to reconstruct the sum"
             ),
         )
         for scheme in ("additive", "shamir")

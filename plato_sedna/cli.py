@@ -95,7 +95,9 @@ def _start(args: argparse.Namespace) -> int:
     from plato.config import Config
 
     Config()
-    launch.use_he_context(context, resolved.get("server", {}).get("type"))
+    server_type = resolved.get("server", {}).get("type")
+    launch.use_he_context(context, server_type)
+    launch.use_mpc_store(context, server_type)
     preflight.check_registry_names(context.role)
     if context.role == "aggregator":
         launch.run_aggregator(context.trainer_token, tls)

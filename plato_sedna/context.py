@@ -36,6 +36,9 @@ TLS_DIR_ENV = "PLATO_SEDNA_TLS_DIR"
 TLS_DIR_FILES = {TLS_CERT_FILE_ENV: "tls.crt", TLS_KEY_FILE_ENV: "tls.key", TLS_CA_FILE_ENV: "ca.crt"}
 # fedavg_he: the job's one CKKS context (keys included), a mounted Secret every worker reads.
 HE_CONTEXT_FILE_ENV = "PLATO_SEDNA_HE_CONTEXT_FILE"
+# fedavg_mpc_*: where the round store of secret shares lives (s3:// or a folder every pod mounts).
+MPC_STORE_URL_ENV = "PLATO_SEDNA_MPC_STORE_URL"
+MPC_ALGORITHMS = ("fedavg_mpc_additive", "fedavg_mpc_shamir")
 # Variables naming files inside the pod (mounted Secrets): only the pod itself can read them.
 POD_FILE_ENV = frozenset(
     {TOKEN_FILE_ENV, TLS_CERT_FILE_ENV, TLS_KEY_FILE_ENV, TLS_CA_FILE_ENV, TLS_DIR_ENV, HE_CONTEXT_FILE_ENV}

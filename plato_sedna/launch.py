@@ -66,6 +66,21 @@ def use_he_context(context: SednaContext, server_type: str | None) -> None:
         he_context.use_context_file(context.he_context_file)
 
 
+def use_mpc_store(context: SednaContext, server_type: str | None) -> None:
+    """fedavg_mpc_*: the round store of secret shares where every pod reaches it.
+
+    A pod without one stops here (ConfigError); plain Plato keeps its own folder
+    unless ``PLATO_SEDNA_MPC_STORE_URL`` names one.
+    """
+    from plato_sedna.context import MPC_ALGORITHMS, MPC_STORE_URL_ENV
+
+    if server_type not in MPC_ALGORITHMS or (context.role == "plain" and not os.environ.get(MPC_STORE_URL_ENV)):
+        return
+    from plato_sedna import mpc_store
+
+    mpc_store.use_shared_store(mpc_store.store_url(context, os.environ))
+
+
 def run_aggregator(trainer_token: str | None = None, tls_context: ssl.SSLContext | None = None) -> None:
     """The aggregation worker; ends the process (Plato's server exits when training ends).
 

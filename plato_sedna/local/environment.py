@@ -13,6 +13,8 @@ from plato_sedna.context import (
     HE_CONTEXT_FILE_ENV,
     HYPERPARAMETER_NAMES,
     MANIFESTS_ENV,
+    MPC_ALGORITHMS,
+    MPC_STORE_URL_ENV,
     POD_FILE_ENV,
     TLS_CA_FILE_ENV,
     TLS_CERT_FILE_ENV,
@@ -113,7 +115,7 @@ def worker_env(
     inherited: Mapping[str, str] | None = None,
     lc_server: str | None = None,
     tls: bool = False,
-    he: bool = False,
+    algorithms: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """The full environment of one local worker process.
 
@@ -132,9 +134,10 @@ def worker_env(
     tls : bool (default: False)
         Serve the aggregator link over TLS with the run's throwaway CA (``--tls``); TLS files
         the template names but this machine lacks (Secret mounts) get the same stand-ins.
-    he : bool (default: False)
-        The job runs fedavg_he (:func:`uses_he_context`): a worker without the job's CKKS
-        context file gets the run's own, one for all its workers.
+    algorithms : frozenset[str] (default: empty)
+        What the job runs (:func:`job_algorithms`): with fedavg_he, a worker without the
+        job's CKKS context file gets the run's own; with fedavg_mpc_*, the run's folder
+        ``<workdir>/mpc`` is the round store unless the template or transmitter gives one.
 
     Returns
     -------
@@ -162,8 +165,10 @@ def worker_env(
     env.update(injected)
     env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
     _stand_in_for_secret_mounts(env, job, worker, workdir, tls)
-    if he and not env.get(HE_CONTEXT_FILE_ENV):
+    if "fedavg_he" in algorithms and not env.get(HE_CONTEXT_FILE_ENV):
         env[HE_CONTEXT_FILE_ENV] = _run_he_context(str(workdir))
+    if algorithms & set(MPC_ALGORITHMS) and not env.get(MPC_STORE_URL_ENV) and job.transmitter != "s3":
+        env[MPC_STORE_URL_ENV] = str(Path(workdir).resolve() / "mpc") + "/"
     if not env.get(TOKEN_ENV) and not env.get(TOKEN_FILE_ENV):
         env[TOKEN_ENV] = _run_token(job.ref, str(workdir), agg_port)
     for name in THREAD_ENV:
@@ -208,14 +213,11 @@ def _written_tls_files(workdir: str):
     return write_tls_files(Path(workdir) / "tls")
 
 
-def uses_he_context(job: JobSpec, argvs: Iterable[tuple[str, ...]]) -> bool:
-    """Whether a worker runs fedavg_he: by its ``aggregation_algorithm`` env, or its config's ``server.type``."""
-    from plato_sedna.he_context import ALGORITHM
-
-    named = (value for worker in job.workers for name, value in worker.env if name.lower() == "aggregation_algorithm")
-    if ALGORITHM in named:
-        return True
-    return any(_config_server_type(argv) == ALGORITHM for argv in argvs)
+def job_algorithms(job: JobSpec, argvs: Iterable[tuple[str, ...]]) -> frozenset[str]:
+    """The algorithms a job's workers name: by ``aggregation_algorithm`` env, or their config's ``server.type``."""
+    named = {value for worker in job.workers for name, value in worker.env if name.lower() == "aggregation_algorithm"}
+    named |= {_config_server_type(argv) for argv in argvs}
+    return frozenset(name for name in named if name)
 
 
 def _config_server_type(argv: tuple[str, ...]) -> str | None:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from plato_sedna.errors import JobFailed, PlatoSednaError
 from plato_sedna.local.container import local_command
-from plato_sedna.local.environment import LOOPBACK, is_remote_url, local_url, uses_he_context, worker_env
+from plato_sedna.local.environment import LOOPBACK, is_remote_url, job_algorithms, local_url, worker_env
 from plato_sedna.local.manifests import JobSpec
 from plato_sedna.local.plot import PLOT_NAME, write_progress_plot
 from plato_sedna.models.formats import ALIASES
@@ -232,11 +232,11 @@ class _JobRun:
     def _plan(self) -> None:
         port = free_loopback_port()
         argvs = {spec.key: local_command(self.job, spec) for spec in self.job.workers}
-        he = uses_he_context(self.job, argvs.values())
+        algorithms = job_algorithms(self.job, argvs.values())
         for spec in self.job.workers:
             argv = argvs[spec.key]
             env = worker_env(
-                self.job, spec, agg_port=port, workdir=self.workdir, lc_server=self.lc_server, tls=self.tls, he=he
+                self.job, spec, agg_port=port, workdir=self.workdir, lc_server=self.lc_server, tls=self.tls, algorithms=algorithms
             )
             folder = self.workdir / spec.key
             self.workers.append(_Worker(spec.key, argv, env, folder, restart_policy=spec.restart_policy))

@@ -260,6 +260,7 @@ class SednaServerMixin:
         self.job_done_message = done
         await self.sio.emit(JOB_DONE_EVENT, done)
         await asyncio.sleep(JOB_DONE_FLUSH_S)  # let the event reach trainers before the sockets close
+        _clear_shared_round_store(getattr(self, "round_store", None))
         await super()._close()
 
     async def _wait_for_trainers_in_flight(self) -> None:
@@ -273,6 +274,20 @@ class SednaServerMixin:
             )
         while self.training_sids and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+
+
+def _clear_shared_round_store(store) -> None:
+    """MPC: the job's secret shares are not left in the shared store (S3 or a mounted folder)."""
+    if store is None:  # only Plato's MPC servers have a round store
+        return
+    from plato_sedna.mpc_store import SharedRoundStore
+
+    if isinstance(store, SharedRoundStore):
+        try:
+            store.reset()
+            LOGGER.info("Deleted the MPC round store %s", store.url)
+        except Exception:  # the job's result is published already; a leftover is logged, not fatal
+            LOGGER.warning("Could not delete the MPC round store %s; delete it by hand", store.url, exc_info=True)
 
 
 def mean_train_loss(updates) -> float | None:

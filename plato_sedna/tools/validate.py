@@ -241,10 +241,26 @@ class _JobCheck:
             if not (container or {}).get("image"):
                 self._add(f"{base}.image", "is missing; set the worker image (e.g. plato-sedna:0.1.0)")
             self.problems += _env_problems((container or {}).get("env"), f"{self.job.ref}: {base}", self.file)
+            self._mpc_store(f"{base}.env", (container or {}).get("env"))
             config = _config_arg((container or {}).get("args") or [])
             if config and config not in checked:
                 checked.add(config)
                 self._config(f"{base}.args", config, pod, trainers)
+
+    def _mpc_store(self, where: str, env: Any) -> None:
+        """fedavg_mpc_* chosen by the env, with neither a store URL nor the S3 transmitter to keep shares beside."""
+        from plato_sedna import algorithm_catalog
+        from plato_sedna.context import MPC_ALGORITHMS, MPC_STORE_URL_ENV
+
+        values = {(v or {}).get("name"): (v or {}).get("value") for v in (env if isinstance(env, list) else [])}
+        chosen = [v for n, v in values.items() if isinstance(n, str) and n.lower() == algorithm_catalog.ENV_NAME]
+        has_s3 = bool(((self.job.body.get("spec") or {}).get("transmitter") or {}).get("s3"))
+        if set(chosen) & set(MPC_ALGORITHMS) and not values.get(MPC_STORE_URL_ENV) and not has_s3:
+            self._add(where, (
+                f"{chosen[0]} keeps a round store of secret shares every worker reads and writes: set "
+                f"{MPC_STORE_URL_ENV} (an s3:// prefix or a folder every pod mounts) in every template, or "
+                "use spec.transmitter.s3 (the store goes beside its payloads); `plato-sedna run` gives a local run its own"
+            ))
 
     def _config(self, where: str, config: str, pod: Mapping[str, Any], trainers: int) -> None:
         from plato_sedna.config_source import is_remote

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from test_quickstart_e2e import run_job
 from test_s3_transmitter_e2e import (
     bucket_keys,
     copy_job,
+    run_jobs_side_by_side,
     two_rounds_from_fixed_weights,
     with_s3_transmitter,
 )
@@ -145,13 +145,7 @@ def test_additive_shares_give_the_fedavg_model(quickstart_job: Path, tmp_path: P
     set_env(mpc_job, {"aggregation_algorithm": "fedavg_mpc_additive"})
     runs = {"fedavg": (quickstart_job, tmp_path / "run-fedavg"), "mpc": (mpc_job, tmp_path / "run-mpc")}
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(zip(runs, pool.map(lambda run: run_job(*run), runs.values())))
-
-    for name, result in results.items():
-        assert result.returncode == 0, f"{name}: " + result.stdout[-3000:] + result.stderr[-3000:]
-        summary = json.loads((runs[name][1] / "summary.json").read_text())
-        assert summary["status"] == "succeeded" and summary["rounds"] == 1
+    run_jobs_side_by_side(runs, rounds=1)
     workdir = runs["mpc"][1]
     _mpc_log_checks(workdir, "additive")
     assert f"MPC round store: {workdir / 'mpc'}/" in (workdir / "trainer-1" / "worker.log").read_text()

@@ -88,6 +88,17 @@ def copy_job(job_yaml: Path, name: str) -> Path:
     return copy
 
 
+def run_jobs_side_by_side(runs: dict[str, tuple[Path, Path]], rounds: int) -> dict:
+    """Run each (job.yaml, workdir) at once; each must succeed after ``rounds`` rounds."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        results = dict(zip(runs, pool.map(lambda run: run_job(*run), runs.values())))
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name}: " + result.stdout[-3000:] + result.stderr[-3000:]
+        summary = json.loads((runs[name][1] / "summary.json").read_text())
+        assert summary["status"] == "succeeded" and summary["rounds"] == rounds, name
+    return results
+
+
 def bucket_keys(s3_client, bucket: str) -> list[str]:
     return [item["Key"] for item in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
@@ -101,13 +112,7 @@ def test_s3_run_gives_the_ws_model_and_leaves_no_payloads(quickstart_job: Path, 
     with_s3_transmitter(s3_job, f"s3://{s3_bucket}/fl/aggregation_data", s3_server.endpoint_url)
     runs = {"ws": (quickstart_job, tmp_path / "run-ws"), "s3": (s3_job, tmp_path / "run-s3")}
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(zip(runs, pool.map(lambda run: run_job(*run), runs.values())))
-
-    for name, result in results.items():
-        assert result.returncode == 0, f"{name}: " + result.stdout[-3000:] + result.stderr[-3000:]
-        summary = json.loads((runs[name][1] / "summary.json").read_text())
-        assert summary["status"] == "succeeded" and summary["rounds"] == 2
+    results = run_jobs_side_by_side(runs, rounds=2)
     models = {name: torch.load(workdir / "model" / "digits-lenet5.pth", weights_only=True) for name, (_, workdir) in runs.items()}
     for key, weights in models["ws"].items():
         assert torch.allclose(models["s3"][key], weights, atol=MODEL_ATOL, rtol=0), key

@@ -25,6 +25,14 @@ ENV_NAME = "aggregation_algorithm"
 POD_ROLES = ("aggregator", "trainer")
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()  # a settings() value that removes the key from the config
+
+
 @dataclass(frozen=True)
 class AggregationAlgorithm:
     """One catalogue entry.
@@ -109,12 +117,11 @@ _ENTRIES = (
         "simple",
         "fedavg",
         extra={"algorithm.cross_silo": True},
-        not_in_pods=(
-            "Plato's central server spawns its edge servers as processes of its own on ports "
-            "server.port+N, and clients connect to those ports; a Sedna job has one aggregation "
-            "worker and its Service exposes one port, so trainers could never reach an edge "
-            "server. Use fedavg (one FederatedLearningJob per silo if silos must stay apart), or "
-            "run cross-silo as plain Plato (plato -c CONFIG without Sedna env)"
+        pod_note=(
+            "Plato's central server would spawn its edge servers as processes on ports the job's "
+            "Service does not expose; the aggregator (server.type sedna_cross_silo) keeps each "
+            "silo's model itself, trains it with the silo's trainers and merges the silos every "
+            "algorithm.local_rounds rounds; trainer.rounds counts these rounds (Plato's counts merges)"
         ),
     ),
     AggregationAlgorithm(
@@ -356,4 +363,25 @@ def _lora(config: Mapping[str, Any], role: str) -> dict[str, Any]:
     return {}
 
 
-_REQUIREMENTS = MappingProxyType({"split_learning": _split_learning, "fedavg_lora": _lora})
+def _cross_silo(config: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The aggregator's own silo models (no edge servers on other ports); silos and local rounds set."""
+    algorithm = config.get("algorithm") or {}
+    for key in ("total_silos", "local_rounds"):
+        value = algorithm.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"fedavg_cross_silo needs algorithm.{key}, a whole number from 1 (it is {value!r}); "
+                f"set the {key} env or algorithm.{key} in the config"
+            )
+    trainers = (config.get("clients") or {}).get("total_clients")
+    if isinstance(trainers, int) and algorithm["total_silos"] > trainers:
+        raise ConfigError(
+            f"fedavg_cross_silo: algorithm.total_silos = {algorithm['total_silos']} silos for {trainers} "
+            "trainers leaves a silo without any; use at most one silo per trainer"
+        )
+    # Without algorithm.cross_silo, Plato's server spawns no edge servers and trainers connect to the
+    # aggregator's own port.
+    return {"server.type": "sedna_cross_silo", "algorithm.cross_silo": UNSET}
+
+
+_REQUIREMENTS = MappingProxyType({"split_learning": _split_learning, "fedavg_lora": _lora, "fedavg_cross_silo": _cross_silo})

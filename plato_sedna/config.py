@@ -56,6 +56,8 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
         "tight_threshold": "algorithm.tight_threshold",
         "bifurcation_window": "algorithm.bifurcation_window",
         "warmup_rounds": "algorithm.warmup_rounds",
+        "total_silos": "algorithm.total_silos",
+        "local_rounds": "algorithm.local_rounds",
         "trainer_timeout": "server.trainer_timeout",
         "on_trainer_loss": "server.on_trainer_loss",
     }
@@ -256,6 +258,14 @@ def _check_sections(config: MutableMapping[str, Any]) -> None:
 
 
 def _override(config: MutableMapping[str, Any], dotted_key: str, value: Any, env: str) -> None:
+    if value is algorithm_catalog.UNSET:
+        *parents, last = dotted_key.split(".")
+        node: Any = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, MutableMapping) else None
+        if isinstance(node, MutableMapping) and node.pop(last, None) is not None:
+            logger.info("%s removed (by env %s)", dotted_key, env)
+        return
     previous = _put(config, dotted_key, value)
     if previous is None:
         logger.info("%s = %r (from env %s, file had none)", dotted_key, value, env)

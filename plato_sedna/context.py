@@ -172,6 +172,8 @@ _HYPERPARAMETERS: Mapping[str, tuple[Callable[[str], object], str]] = MappingPro
         "tight_threshold": (_fraction, "0.8"),
         "bifurcation_window": (_positive_int, "5"),
         "warmup_rounds": (_non_negative_int, "10"),
+        "total_silos": (_positive_int, "2"),
+        "local_rounds": (_positive_int, "2"),
         "trainer_timeout": (_positive_float, "60"),
         "on_trainer_loss": (_choice(("continue", "wait")), "continue"),
     }

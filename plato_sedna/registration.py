@@ -63,6 +63,7 @@ ENTRIES: tuple[tuple[str, str, str, str], ...] = (
     ("plato.algorithms.registry", "registered_algorithms", "adaptive_freezing", "plato_sedna.algorithms.adaptive_freezing:Algorithm"),
     ("plato.clients.registry", "registered_clients", "adaptive_freezing", "plato_sedna.clients.adaptive_freezing:client"),
     ("plato.servers.registry", "registered_servers", "adaptive_freezing", "plato_sedna.servers.adaptive_freezing:Server"),
+    ("plato.servers.registry", "registered_servers", "sedna_cross_silo", "plato_sedna.servers.cross_silo:Server"),
     ("plato.processors.registry", "registered_processors", "model_encrypt", "plato_sedna.he_context:encrypt_processor"),
     ("plato.processors.registry", "registered_processors", "model_decrypt", "plato_sedna.he_context:decrypt_processor"),
 )

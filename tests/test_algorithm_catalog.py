@@ -33,7 +33,7 @@ ROLE_ENVS = {"aggregator": AGGREGATOR_ENV, "trainer": TRAINER_ENV}
 PLATO_NAMES = {"fedavg", "fedavg_personalized", "split_learning", "fedavg_lora", "fedavg_cross_silo",
                "fedavg_gan", "fedavg_mpc_additive", "fedavg_mpc_shamir", "fedavg_he"}
 PLUGIN_NAMES = {"mistnet", "hf_fedavg", "adaptive_freezing", "adaptive_sync"}
-REFUSED_IN_PODS = {"fedavg_cross_silo", "fedavg_gan"}
+REFUSED_IN_PODS = {"fedavg_gan"}
 
 
 def resolve(env: dict[str, str], config: Path = QUICKSTART / "fedavg.toml") -> dict:
@@ -133,10 +133,10 @@ def test_algorithms_that_cannot_run_in_pods_are_refused_there_with_the_reason(na
 
 
 def test_a_refused_algorithm_named_by_the_file_is_refused_too(tmp_path: Path) -> None:
-    config = tmp_path / "cross_silo.toml"
-    text = (QUICKSTART / "fedavg.toml").read_text().replace('random_seed = 1\n', 'random_seed = 1\ntype = "fedavg_cross_silo"\n', 1)
+    config = tmp_path / "gan.toml"
+    text = (QUICKSTART / "fedavg.toml").read_text().replace('random_seed = 1\n', 'random_seed = 1\ntype = "fedavg_gan"\n', 1)
     config.write_text(text)
-    with pytest.raises(ConfigError, match=r"server.type = 'fedavg_cross_silo' cannot run in Sedna pods"):
+    with pytest.raises(ConfigError, match=r"server.type = 'fedavg_gan' cannot run in Sedna pods"):
         resolve(AGGREGATOR_ENV, config)
 
 
@@ -234,8 +234,9 @@ E2E_RUNS = {
 def test_every_algorithm_that_runs_in_pods_has_a_short_job() -> None:
     runnable = {name for name, entry in CATALOG.items() if entry.runs_in_pods}
     # fedavg_lora: the Hugging Face demo below; fedavg_he: test_he_context.py (its Secret too);
-    # fedavg_mpc_*: test_mpc_store.py (a local store, and the S3 transmitter's)
-    assert runnable == set(E2E_RUNS) | {"fedavg_lora", "fedavg_he", "fedavg_mpc_additive", "fedavg_mpc_shamir"}
+    # fedavg_mpc_*: test_mpc_store.py (a local store, and the S3 transmitter's); fedavg_cross_silo: test_cross_silo.py
+    own_tests = {"fedavg_lora", "fedavg_he", "fedavg_mpc_additive", "fedavg_mpc_shamir", "fedavg_cross_silo"}
+    assert runnable == set(E2E_RUNS) | own_tests
 
 
 def run_algorithm(job_yaml: Path, workdir: Path, name: str, env: dict[str, str], rounds: int) -> tuple[dict, dict]:

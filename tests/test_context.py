@@ -142,6 +142,8 @@ def test_hyperparameters_are_typed() -> None:
         "on_trainer_loss": "Wait",
         "stability_threshold": "0.1",
         "tight_threshold": "0.8",
+        "TOTAL_SILOS": "3",
+        "local_rounds": "2",
     }
     hyperparameters = SednaContext.from_env(env).hyperparameters
     assert dict(hyperparameters) == {
@@ -167,6 +169,8 @@ def test_hyperparameters_are_typed() -> None:
         "on_trainer_loss": "wait",
         "stability_threshold": 0.1,
         "tight_threshold": 0.8,
+        "total_silos": 3,
+        "local_rounds": 2,
     }
     assert set(hyperparameters) == set(HYPERPARAMETER_NAMES)
 

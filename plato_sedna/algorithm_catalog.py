@@ -131,12 +131,11 @@ _ENTRIES = (
         "simple",
         "fedavg_gan",
         extra={"trainer.type": "gan"},
-        not_in_pods=(
-            "it needs a GAN model (Plato's dcgan: 3x64x64 images, a .generator and a "
-            ".discriminator) where Sedna Models here are classifiers, and Plato's gan trainer "
-            "downloads InceptionV3 weights at start to report FID (lower is better) in place of "
-            "accuracy, which the job's target_accuracy and published metrics would misread. "
-            "Use fedavg, or run fedavg_gan as plain Plato"
+        trainer_extra={"clients.do_test": False},
+        pod_note=(
+            "the aggregator tests the generator with Plato's FID (lower is better), which the job's "
+            "metrics carry as its accuracy; InceptionV3's weights come from trainer.fid_weights_url "
+            "(default: torchvision's file) when first needed, not downloaded at start"
         ),
     ),
     *(
@@ -343,14 +342,20 @@ def _split_learning(config: Mapping[str, Any], role: str) -> dict[str, Any]:
             "split_learning cuts the model at a layer, and none is set; set the cut_layer env "
             "(e.g. relu3 for lenet5) or parameters.model.cut_layer in the config"
         )
+    _need_aggregator_test_set(
+        config, role, "split_learning: the aggregator trains the model's back part and tests the whole model itself"
+    )
+    return {"parameters.model.cut_layer": cut_layer, "server.do_test": True}
+
+
+def _need_aggregator_test_set(config: Mapping[str, Any], role: str, why: str) -> None:
+    """ConfigError for an aggregator without a test set when ``why`` says it tests on one."""
     has_test_set = (config.get("sedna") or {}).get("test_url") or config["data"].get("test_url")
     if role == "aggregator" and not has_test_set:
         raise ConfigError(
-            "split_learning: the aggregator trains the model's back part and tests the whole "
-            "model itself, on its own test set, and it has none; set TEST_DATASET_URL in the "
+            f"{why}, on its own test set, and it has none; set TEST_DATASET_URL in the "
             "aggregationWorker's env (or data.test_url in the config)"
         )
-    return {"parameters.model.cut_layer": cut_layer, "server.do_test": True}
 
 
 def _lora(config: Mapping[str, Any], role: str) -> dict[str, Any]:
@@ -384,4 +389,21 @@ def _cross_silo(config: Mapping[str, Any], role: str) -> dict[str, Any]:
     return {"server.type": "sedna_cross_silo", "algorithm.cross_silo": UNSET}
 
 
-_REQUIREMENTS = MappingProxyType({"split_learning": _split_learning, "fedavg_lora": _lora, "fedavg_cross_silo": _cross_silo})
+def _gan(config: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The plugin's GAN trainer and server; no accuracy target (FID falls); a test set for the aggregator."""
+    target = (config.get("trainer") or {}).get("target_accuracy")
+    if target is not None:
+        raise ConfigError(
+            f"fedavg_gan reports the generator's FID (lower is better) where accuracy would be, so "
+            f"trainer.target_accuracy = {target!r} would misread it; remove target_accuracy (from the "
+            "config and the pod env): the job runs trainer.rounds"
+        )
+    _need_aggregator_test_set(
+        config, role, "fedavg_gan: the aggregator measures the generator's FID against real images"
+    )
+    return {"trainer.type": "sedna_gan", "server.type": "sedna_gan", "server.do_test": True}
+
+
+_REQUIREMENTS = MappingProxyType(
+    {"split_learning": _split_learning, "fedavg_lora": _lora, "fedavg_cross_silo": _cross_silo, "fedavg_gan": _gan}
+)

@@ -64,6 +64,8 @@ ENTRIES: tuple[tuple[str, str, str, str], ...] = (
     ("plato.clients.registry", "registered_clients", "adaptive_freezing", "plato_sedna.clients.adaptive_freezing:client"),
     ("plato.servers.registry", "registered_servers", "adaptive_freezing", "plato_sedna.servers.adaptive_freezing:Server"),
     ("plato.servers.registry", "registered_servers", "sedna_cross_silo", "plato_sedna.servers.cross_silo:Server"),
+    ("plato.servers.registry", "registered_servers", "sedna_gan", "plato_sedna.servers.gan:Server"),
+    ("plato.trainers.registry", "registered_trainers", "sedna_gan", "plato_sedna.trainers.gan:Trainer"),
     ("plato.processors.registry", "registered_processors", "model_encrypt", "plato_sedna.he_context:encrypt_processor"),
     ("plato.processors.registry", "registered_processors", "model_decrypt", "plato_sedna.he_context:decrypt_processor"),
 )

@@ -11,7 +11,11 @@ import pytest
 import torch
 from conftest import QUICKSTART
 from test_algorithm_catalog import AGGREGATOR_ENV, TRAINER_ENV, resolve, set_env
-from test_s3_transmitter_e2e import copy_job, run_jobs_side_by_side, two_rounds_from_fixed_weights
+from test_s3_transmitter_e2e import (
+    copy_job,
+    run_jobs_side_by_side,
+    two_rounds_from_fixed_weights,
+)
 
 from plato_sedna.algorithms.cross_silo import SiloModels, silo_of, weighted_average
 from plato_sedna.errors import ConfigError

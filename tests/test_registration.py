@@ -52,6 +52,7 @@ PLUGIN_ENTRIES |= {("trainers", "hf_text_classification"), ("trainers", "hf_caus
 PLUGIN_ENTRIES |= {("algorithms", "mistnet"), ("clients", "mistnet")}  # MistNet (its server: servers registry, not snapshotted)
 PLUGIN_ENTRIES |= {("algorithms", "adaptive_sync"), ("clients", "adaptive_sync")}  # adaptive sync frequency (GIFT)
 PLUGIN_ENTRIES |= {("algorithms", "adaptive_freezing"), ("clients", "adaptive_freezing")}  # adaptive parameter freezing (APF)
+PLUGIN_ENTRIES |= {("trainers", "sedna_gan")}  # fedavg_gan in pods: FID weights from a URL
 
 
 def snapshot(first: bool, then_plugin: bool) -> dict:

@@ -124,6 +124,10 @@ def _build_plato(settings: ModelSettings):
     model_type = _plato_type(settings)
     if model_type not in plato_types():
         raise ResourceError(unknown_architecture_message(settings))
+    if model_type == "dcgan":  # Plato's is not an nn.Module: the plugin's holds the same networks
+        from plato_sedna.models.dcgan import Dcgan
+
+        return Dcgan()
     # Plato's own registry.get() would construct Config(); its two lookups need none.
     if model_type in registry.registered_models:
         return registry.registered_models[model_type](**_with_num_classes(settings))

@@ -91,8 +91,8 @@ _ENTRIES = (
         "FedAvg that keeps algorithm.local_layer_names on each trainer and samples "
         "algorithm.personalization.participating_client_ratio of the trainers a round",
         pod_note=(
-            "the job ends when its stop condition is met (trainer.rounds), without the extra "
-            "all-trainers personalization round Plato's own server adds after trainer.rounds; "
+            "Plato's personalization round (every trainer eligible) follows the round in which the "
+            "job's stop condition holds (Plato's follows trainer.rounds), and then the job ends; "
             "trainers keep their algorithm.local_layer_names every round"
         ),
     ),

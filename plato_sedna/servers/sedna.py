@@ -226,10 +226,33 @@ class SednaServerMixin:
         self.save_to_checkpoint()
         losses = [record.loss for record in self.progress.history if record.loss is not None]
         state = RoundState(round=self.current_round, accuracy=self.accuracy, losses=losses)
-        reason = self.stop_condition.reason(state)
+        reason = self._stop_after_personalization or self.stop_condition.reason(state)
+        if reason is not None and self._starts_personalization(reason):
+            return
         if reason is not None:
             self.progress.stop_reason = reason
             await self._close()
+
+    _stop_after_personalization: str | None = None
+
+    def _starts_personalization(self, reason: str) -> bool:
+        """fedavg_personalized: once the job would stop, one more round first, every trainer eligible.
+
+        Plato's personalized server adds that round after ``trainer.rounds``; here it
+        follows whichever stop condition ended the job, which ends after it.
+        """
+        if getattr(self, "personalization_started", True):  # not personalized, or the round is done
+            return False
+        self.personalization_started = True
+        self.personalization_rounds = self.current_round  # its selection: every trainer from now on
+        self.client_selection_strategy.personalization_rounds = self.current_round
+        self._stop_after_personalization = reason
+        LOGGER.info(
+            "Stop condition met after round %d (%s); one personalization round first, every trainer eligible",
+            self.current_round,
+            reason,
+        )
+        return True
 
     def _publish(self) -> None:
         if not self.model_url:

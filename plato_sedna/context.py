@@ -35,6 +35,7 @@ TLS_CA_FILE_ENV = "PLATO_SEDNA_TLS_CA_FILE"
 TLS_DIR_ENV = "PLATO_SEDNA_TLS_DIR"
 TLS_DIR_FILES = {TLS_CERT_FILE_ENV: "tls.crt", TLS_KEY_FILE_ENV: "tls.key", TLS_CA_FILE_ENV: "ca.crt"}
 # fedavg_he: the job's one CKKS context (keys included), a mounted Secret every worker reads.
+HE_ALGORITHM = "fedavg_he"
 HE_CONTEXT_FILE_ENV = "PLATO_SEDNA_HE_CONTEXT_FILE"
 # fedavg_mpc_*: where the round store of secret shares lives (s3:// or a folder every pod mounts).
 MPC_STORE_URL_ENV = "PLATO_SEDNA_MPC_STORE_URL"

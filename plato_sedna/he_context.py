@@ -15,12 +15,12 @@ import logging
 import os
 from pathlib import Path
 
+from plato_sedna.context import HE_ALGORITHM as ALGORITHM
 from plato_sedna.context import HE_CONTEXT_FILE_ENV
 from plato_sedna.errors import ConfigError
 
 LOGGER = logging.getLogger(__name__)
 
-ALGORITHM = "fedavg_he"
 SECRET_KEY = "context"  # the key of the Secret, and the file name in its mount
 # Plato's own parameters (plato/utils/homo_enc.py): what its processors were tuned for.
 POLY_MODULUS_DEGREE = 8192

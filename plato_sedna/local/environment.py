@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from plato_sedna.context import (
+    HE_ALGORITHM,
     HE_CONTEXT_FILE_ENV,
     HYPERPARAMETER_NAMES,
     MANIFESTS_ENV,
@@ -165,7 +166,7 @@ def worker_env(
     env.update(injected)
     env[MANIFESTS_ENV] = str(job.manifests_path or job.source_file)
     _stand_in_for_secret_mounts(env, job, worker, workdir, tls)
-    if "fedavg_he" in algorithms and not env.get(HE_CONTEXT_FILE_ENV):
+    if HE_ALGORITHM in algorithms and not env.get(HE_CONTEXT_FILE_ENV):
         env[HE_CONTEXT_FILE_ENV] = _run_he_context(str(workdir))
     if algorithms & set(MPC_ALGORITHMS) and not env.get(MPC_STORE_URL_ENV) and job.transmitter != "s3":
         env[MPC_STORE_URL_ENV] = str(Path(workdir).resolve() / "mpc") + "/"

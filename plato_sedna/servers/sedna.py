@@ -244,7 +244,7 @@ class SednaServerMixin:
         if getattr(self, "personalization_started", True):  # not personalized, or the round is done
             return False
         self.personalization_started = True
-        self.personalization_rounds = self.current_round  # its selection: every trainer from now on
+        # Plato's personalized selection draws from every trainer once past personalization_rounds.
         self.client_selection_strategy.personalization_rounds = self.current_round
         self._stop_after_personalization = reason
         LOGGER.info(

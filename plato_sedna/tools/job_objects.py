@@ -86,7 +86,7 @@ class JobRequest:
 
     def _check_he_secret(self) -> None:
         from plato_sedna import algorithm_catalog
-        from plato_sedna.he_context import ALGORITHM
+        from plato_sedna.context import HE_ALGORITHM as ALGORITHM
 
         named = {algorithm_catalog.name_in_config(self.config)}
         named |= {value for name, value in self.extra_env.items() if name.lower() == algorithm_catalog.ENV_NAME}

@@ -167,24 +167,16 @@ def _env_problems(env: Any, where: str, file: str) -> list[Problem]:
                 algorithm_catalog.check_pod_env(str(value))
         except PlatoSednaError as error:
             problems.append(Problem(file, f"{where}.env[{index}]", str(error)))
-    return problems + _he_context_problems(env, where, file)
+    return problems
 
 
-def _he_context_problems(env: Any, where: str, file: str) -> list[Problem]:
-    """fedavg_he chosen by the env, with no CKKS context file named: the pod would stop at start."""
+def _env_values(env: Any) -> tuple[dict[Any, Any], str | None]:
+    """A template's env as name -> value, and the ``aggregation_algorithm`` it chooses (any case), if any."""
     from plato_sedna import algorithm_catalog
-    from plato_sedna.context import HE_CONTEXT_FILE_ENV
-    from plato_sedna.he_context import ALGORITHM
 
     values = {(v or {}).get("name"): (v or {}).get("value") for v in (env if isinstance(env, list) else [])}
-    names_he = any(isinstance(n, str) and n.lower() == algorithm_catalog.ENV_NAME and v == ALGORITHM for n, v in values.items())
-    if not names_he or values.get(HE_CONTEXT_FILE_ENV):
-        return []
-    return [Problem(file, f"{where}.env", (
-        f"{algorithm_catalog.ENV_NAME}={ALGORITHM} needs {HE_CONTEXT_FILE_ENV}: mount the job's CKKS context "
-        "Secret in every pod (`plato-sedna he-context FILE`, then `plato-sedna render --he-secret NAME`); "
-        "`plato-sedna run` gives a local run its own"
-    ))]
+    chosen = [v for n, v in values.items() if isinstance(n, str) and n.lower() == algorithm_catalog.ENV_NAME]
+    return values, (str(chosen[0]) if chosen else None)
 
 
 class _JobCheck:
@@ -241,23 +233,37 @@ class _JobCheck:
             if not (container or {}).get("image"):
                 self._add(f"{base}.image", "is missing; set the worker image (e.g. plato-sedna:0.1.0)")
             self.problems += _env_problems((container or {}).get("env"), f"{self.job.ref}: {base}", self.file)
-            self._mpc_store(f"{base}.env", (container or {}).get("env"))
+            self._algorithm_needs(f"{base}.env", (container or {}).get("env"))
             config = _config_arg((container or {}).get("args") or [])
             if config and config not in checked:
                 checked.add(config)
                 self._config(f"{base}.args", config, pod, trainers)
 
-    def _mpc_store(self, where: str, env: Any) -> None:
-        """fedavg_mpc_* chosen by the env, with neither a store URL nor the S3 transmitter to keep shares beside."""
-        from plato_sedna import algorithm_catalog
-        from plato_sedna.context import MPC_ALGORITHMS, MPC_STORE_URL_ENV
+    def _algorithm_needs(self, where: str, env: Any) -> None:
+        """What the env's algorithm needs beside it, else the pod stops at start.
 
-        values = {(v or {}).get("name"): (v or {}).get("value") for v in (env if isinstance(env, list) else [])}
-        chosen = [v for n, v in values.items() if isinstance(n, str) and n.lower() == algorithm_catalog.ENV_NAME]
-        has_s3 = bool(((self.job.body.get("spec") or {}).get("transmitter") or {}).get("s3"))
-        if set(chosen) & set(MPC_ALGORITHMS) and not values.get(MPC_STORE_URL_ENV) and not has_s3:
+        fedavg_he: the job's CKKS context file; fedavg_mpc_*: a round store URL, or the S3
+        transmitter to keep the shares beside.
+        """
+        from plato_sedna import algorithm_catalog
+        from plato_sedna.context import (
+            HE_ALGORITHM,
+            HE_CONTEXT_FILE_ENV,
+            MPC_ALGORITHMS,
+            MPC_STORE_URL_ENV,
+        )
+
+        values, chosen = _env_values(env)
+        if chosen == HE_ALGORITHM and not values.get(HE_CONTEXT_FILE_ENV):
             self._add(where, (
-                f"{chosen[0]} keeps a round store of secret shares every worker reads and writes: set "
+                f"{algorithm_catalog.ENV_NAME}={HE_ALGORITHM} needs {HE_CONTEXT_FILE_ENV}: mount the job's CKKS "
+                "context Secret in every pod (`plato-sedna he-context FILE`, then `plato-sedna render --he-secret "
+                "NAME`); `plato-sedna run` gives a local run its own"
+            ))
+        has_s3 = bool(((self.job.body.get("spec") or {}).get("transmitter") or {}).get("s3"))
+        if chosen in MPC_ALGORITHMS and not values.get(MPC_STORE_URL_ENV) and not has_s3:
+            self._add(where, (
+                f"{chosen} keeps a round store of secret shares every worker reads and writes: set "
                 f"{MPC_STORE_URL_ENV} (an s3:// prefix or a folder every pod mounts) in every template, or "
                 "use spec.transmitter.s3 (the store goes beside its payloads); `plato-sedna run` gives a local run its own"
             ))

@@ -21,7 +21,10 @@ def _plato_parser() -> argparse.ArgumentParser:
     parser.add_argument("-i", "--id", type=int, help="client id (a trainer's preferred id)")
     parser.add_argument("-p", "--port", type=int, help="port of an edge server (Plato cross-silo)")
     parser.add_argument(
-        "-c", "--config", default="./config.toml", help="Plato config, TOML or YAML: a path, s3:// or http(s):// URL"
+        "-c",
+        "--config",
+        help="Plato config, TOML or YAML: a path, s3:// or http(s):// URL (default: the job's "
+        "platoConfig.url, ./config.toml, /config/fedavg.toml, else built from the job in a pod)",
     )
     parser.add_argument("-b", "--base", default="./runtime", help="base path for data, models, results")
     parser.add_argument("-s", "--server", help="aggregator host:port (overrides AGG_IP/AGG_PORT)")
@@ -73,16 +76,25 @@ def _job_facts(context):
 def _start(args: argparse.Namespace) -> int:
     from plato_sedna import launch, preflight
     from plato_sedna.config import load_config_file, resolve_config, write_config
-    from plato_sedna.config_source import local_config
-    from plato_sedna.context import SednaContext
+    from plato_sedna.config_source import DEFAULT_CONFIGS, chosen_config
+    from plato_sedna.context import SednaContext, valueless_hyperparameters
     from plato_sedna.partitioning import place_trainer
 
     context = SednaContext.from_env(os.environ)
+    for name in valueless_hyperparameters(os.environ):
+        print(f"plato: warning: env {name} has no value; it is treated as unset", file=sys.stderr)
     tls = launch.link_tls(context)  # a bad certificate, key or CA file fails the pod before Plato loads
     if context.role == "aggregator":
         preflight.check_model_url(context.model_url)  # before any training it would waste
-    raw = load_config_file(local_config(args.config, args.base, context))
     job = _job_facts(context)
+    config_path = chosen_config(args.config, args.base, context, job)
+    if config_path is None and context.role == "plain":
+        raise ConfigError(
+            f"no Plato config: {' and '.join(DEFAULT_CONFIGS)} do not exist; pass one with -c"
+        )
+    raw = load_config_file(config_path) if config_path is not None else {}
+    if config_path is None:
+        print(f"plato: no Plato config given; building it from the job and the pod's env", file=sys.stderr)
     context = place_trainer(context, raw, args.id, job)
     resolved = resolve_config(raw, context, job)
     base = str(resolved.get("general", {}).get("base_path", args.base))

@@ -16,7 +16,7 @@ import yaml
 from plato.config import TomlConfigLoader
 from plato.utils import toml_writer
 
-from plato_sedna import algorithm_catalog
+from plato_sedna import algorithm_catalog, config_defaults, job_transmitter
 from plato_sedna.context import (
     DEFAULT_AGG_PORT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_SECTIONS = ("clients", "server", "data", "trainer", "algorithm")
 YAML_SUFFIXES = (".yml", ".yaml")
 
 # Hyperparameter env name -> the Plato key it sets (the env wins over the file).
@@ -38,6 +37,7 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
     {
         "batch_size": "trainer.batch_size",
         "epochs": "trainer.epochs",
+        "exit_round": "trainer.rounds",  # Sedna's name; rounds wins where both are set
         "rounds": "trainer.rounds",
         "target_accuracy": "trainer.target_accuracy",
         "optimizer": "trainer.optimizer",
@@ -66,7 +66,7 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
 # Env names whose key [server.stop_condition] may also set (from the file or the job):
 # where it does, the env value replaces it there too, so that the env always wins.
 STOP_CONDITION_MIRRORS: Mapping[str, str] = MappingProxyType(
-    {"rounds": "rounds", "target_accuracy": "target_accuracy"}
+    {"exit_round": "rounds", "rounds": "rounds", "target_accuracy": "target_accuracy"}
 )
 
 # [sedna] key -> SednaContext attribute: what the plugin's components read at run time.
@@ -243,20 +243,6 @@ def _put(config: MutableMapping[str, Any], dotted_key: str, value: Any) -> Any:
     return previous
 
 
-def _check_sections(config: MutableMapping[str, Any]) -> None:
-    missing = [name for name in REQUIRED_SECTIONS if not isinstance(config.get(name), Mapping)]
-    if missing:
-        listed = ", ".join(f"[{name}]" for name in missing)
-        raise ConfigError(
-            f"the Plato config lacks {listed} (or holds something other than a table there); "
-            "Plato needs [clients], [server], [data], [trainer] and [algorithm]"
-        )
-    if config.get("parameters") is None:
-        config["parameters"] = {}  # Plato 1.41 crashes without [parameters]
-    elif not isinstance(config["parameters"], Mapping):
-        raise ConfigError("the Plato config's [parameters] is not a table; make it one")
-
-
 def _override(config: MutableMapping[str, Any], dotted_key: str, value: Any, env: str) -> None:
     if value is algorithm_catalog.UNSET:
         *parents, last = dotted_key.split(".")
@@ -303,6 +289,10 @@ def _apply_job(config: MutableMapping[str, Any], job: JobFacts | None) -> None:
             raise ConfigError(f"server.{name} in the Plato config is not a table; make it one")
         config["server"][name] = {**(file_table or {}), **job_table}
         logger.info("server.%s = %r (from %s)", name, dict(job_table), job.ref)
+    choice = job.transmitter_choice
+    for dotted_key, value in (choice.keys.items() if choice is not None else ()):
+        previous = _put(config, dotted_key, value)
+        logger.info("%s = %r (from %s %s, file had %r)", dotted_key, value, job.ref, choice.where, previous)
 
 
 def _apply_participants(
@@ -330,6 +320,23 @@ def _apply_participants(
         )
     clients["total_clients"] = total_clients
     clients["per_round"] = min(requested, total_clients)
+    _cap_trigger(config["server"].get("aggregation_trigger"), total_clients)
+
+
+def _cap_trigger(trigger: Any, total_clients: int) -> None:
+    """An aggregation trigger asking for more ready trainers than the job has waits for all of them."""
+    if not isinstance(trigger, MutableMapping):
+        return
+    wanted = trigger.get("min_clients")
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > total_clients:
+        logger.warning(
+            "The aggregation trigger waits for %s ready trainers, but the job has %s; waiting for %s "
+            "(lower the aggregationTrigger threshold to silence this)",
+            wanted,
+            total_clients,
+            total_clients,
+        )
+        trigger["min_clients"] = total_clients
 
 
 def _apply_aggregator(
@@ -367,6 +374,12 @@ def _apply_trainer(
     if data.get("datasource") == "sednaDataResource" and context.shared_dataset_id is None:
         data["sampler"] = "all_inclusive"  # the pod's whole local set is its data
     # On a shared Dataset, data.sampler takes partition shared_dataset_id (partitioning.py).
+    # With trainer.max_concurrency, Plato's trainer trains (and tests) each round in a freshly
+    # spawned process that imports torch and Plato again (trainers/composable.py train/test).
+    if config["trainer"].pop("max_concurrency", None) is not None:
+        logger.info(
+            "trainer.max_concurrency is ignored in a pod: the pod is one client, so it trains in its own process"
+        )
 
 
 _ROLE_OVERLAYS = MappingProxyType({"aggregator": _apply_aggregator, "trainer": _apply_trainer})
@@ -420,19 +433,24 @@ def resolve_config(raw: Mapping, context: SednaContext, job: JobFacts | None = N
     Raises
     ------
     ConfigError
-        When a required section is missing or the role lacks what it needs.
+        When a section is not a table, nothing supplies a key Plato needs, or the role
+        lacks what it needs.
     """
     config = copy.deepcopy(dict(raw))
-    _check_sections(config)
+    missing = config_defaults.open_sections(config)
     _apply_job(config, job)
     _apply_hyperparameters(config, context)
+    config_defaults.fill_defaults(config, context, missing)
     role_overlay = _ROLE_OVERLAYS.get(context.role)
     if role_overlay is not None:
         role_overlay(config, context, job)
     config["sedna"] = _sedna_table(config.get("sedna"), context)
     _job_transmitter(config["sedna"], context, job)
-    # the server/clients/algorithm types (and other keys) the aggregation_algorithm env names
+    # the server/clients/algorithm types (and other keys) the aggregation_algorithm env names,
+    # or the adaptive transmitter the job's transimitter_list names
     algorithm = context.hyperparameters.get("aggregation_algorithm")
+    if job is not None and job.transmitter_choice is not None:
+        algorithm = job_transmitter.combined_algorithm(job.transmitter_choice, algorithm, job.ref)
     for dotted_key, value in algorithm_catalog.settings(config, algorithm, context.role).items():
         _override(config, dotted_key, value, "aggregation_algorithm")
     return config

@@ -3,6 +3,9 @@
 The seed proposal keeps configs "in S3 or GitHub": ``plato -c s3://bucket/fedavg.toml``
 and ``-c https://host/fedavg.yml`` are fetched into ``<base>/cache`` (revalidated on
 the next start, credentials from Sedna's S3 variables) and then loaded like a local file.
+A container with no ``-c`` (Sedna's examples give none) takes the job's
+``spec.aggregationWorker.platoConfig.url``, else Plato's ``./config.toml`` or the
+image's ``/config/fedavg.toml``; with none of them the config is built from the job.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from plato_sedna.worker_storage import CACHE_FOLDER
 
 if TYPE_CHECKING:
     from plato_sedna.context import SednaContext
+    from plato_sedna.resources import JobFacts
+
+# Where a worker looks when its container names no config: Plato's own default, then the
+# ConfigMap mount the images and `plato-sedna render` use.
+DEFAULT_CONFIGS = ("./config.toml", "/config/fedavg.toml")
 
 
 def is_remote(config: str) -> bool:
@@ -48,3 +56,26 @@ def local_config(config: str, base: str, context: SednaContext) -> Path:
             ".toml or .yml file itself"
         )
     return path
+
+
+def _beside_manifests(url: str, context: SednaContext) -> str:
+    """A relative platoConfig.url: beside the manifests `plato-sedna run` gives, else the working folder."""
+    if not context.manifests or is_remote(url) or Path(url).is_absolute():
+        return url
+    manifests = Path(context.manifests)
+    return str((manifests if manifests.is_dir() else manifests.parent) / url)
+
+
+def chosen_config(config: str | None, base: str, context: SednaContext, job: JobFacts | None) -> Path | None:
+    """The local config file this worker runs, or None when the config is to be built from the job.
+
+    ``config`` is what ``-c`` names (None when the container names none).
+    """
+    if config is not None:
+        return local_config(config, base, context)
+    if job is not None and job.config_url:
+        return local_config(_beside_manifests(job.config_url, context), base, context)
+    for default in DEFAULT_CONFIGS:
+        if Path(default).is_file():
+            return Path(default)
+    return None

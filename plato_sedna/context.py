@@ -156,6 +156,7 @@ _HYPERPARAMETERS: Mapping[str, tuple[Callable[[str], object], str]] = MappingPro
         "batch_size": (_positive_int, "32"),
         "epochs": (_positive_int, "5"),
         "rounds": (_positive_int, "10"),
+        "exit_round": (_positive_int, "3"),  # Sedna's surface-defect example: rounds
         "per_round": (_positive_int, "2"),
         "learning_rate": (_positive_float, "0.01"),
         "momentum": (_non_negative_float, "0.9"),
@@ -216,6 +217,12 @@ def _lookup_any_case(environ: Mapping[str, str], name: str) -> tuple[str, str] |
         if spelling.lower() == name and environ[spelling]:
             return spelling, environ[spelling]
     return None
+
+
+def valueless_hyperparameters(environ: Mapping[str, str]) -> list[str]:
+    """Hyperparameter variables present with an empty value (a template env entry without one)."""
+    names = set(HYPERPARAMETER_NAMES)
+    return sorted(name for name, value in environ.items() if not value and name.lower() in names)
 
 
 def _trainer_token_from_env(environ: Mapping[str, str]) -> str | None:

@@ -35,7 +35,9 @@ STOP_CONDITION_FIELD = "stopCondition"
 AGGREGATION_TRIGGER_FIELD = "aggregationTrigger"
 STOP_CONDITION_ANNOTATION = "plato.sedna.io/stop-condition"
 AGGREGATION_TRIGGER_ANNOTATION = "plato.sedna.io/aggregation-trigger"
-PROPOSAL_FIELDS = (STOP_CONDITION_FIELD, AGGREGATION_TRIGGER_FIELD)
+# spec.transimitter (the proposal's spelling) and Sedna's spec.transmitter carry the
+# transmitter list (job_transmitter.py)
+PROPOSAL_FIELDS = (STOP_CONDITION_FIELD, AGGREGATION_TRIGGER_FIELD, "transimitter", "transmitter")
 _ANNOTATIONS = MappingProxyType(
     {
         STOP_CONDITION_FIELD: STOP_CONDITION_ANNOTATION,

@@ -75,6 +75,8 @@ class JobResource:
     annotations: Mapping[str, str] = field(default_factory=dict)
     # spec.stopCondition / spec.aggregationTrigger, served by the extended CRD only
     proposal_fields: Mapping[str, Any] = field(default_factory=dict)
+    # spec.aggregationWorker.platoConfig.url, served by the extended CRD only
+    config_url: str | None = None
 
     @property
     def ref(self) -> str:
@@ -514,7 +516,12 @@ def _job_record(body: Mapping[str, Any], source: str) -> JobResource:
         proposal_fields=MappingProxyType(
             {name: spec[name] for name in PROPOSAL_FIELDS if spec.get(name) is not None}
         ),
+        config_url=_text_or_none(_dig(spec, "aggregationWorker", "platoConfig", "url")),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _dig(node: Any, *keys: str) -> Any:

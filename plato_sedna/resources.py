@@ -15,6 +15,7 @@ from plato_sedna.errors import ConfigError, ResourceError
 
 if TYPE_CHECKING:
     from plato_sedna.context import SednaContext
+    from plato_sedna.job_transmitter import TransmitterChoice
     from plato_sedna.kube import JobResource, KubeClient, PodResource
     from plato_sedna.local.manifests import DatasetSpec, JobSpec, ModelSpec
 
@@ -227,6 +228,10 @@ class JobFacts:
     client_ids : tuple[int | None, ...]
         Each training worker's ``-i N`` from its container args; empty when unknown (the
         API serves the templates, but only the manifests are read for them).
+    transmitter_choice : TransmitterChoice | None
+        The job's ``transimitter.transimitter_list`` (job_transmitter.py), when it has one.
+    config_url : str | None
+        ``spec.aggregationWorker.platoConfig.url``: the job's Plato config.
     """
 
     ref: str
@@ -236,10 +241,13 @@ class JobFacts:
     agg_data_path: str | None = None
     dataset_names: tuple[str, ...] = ()
     client_ids: tuple[int | None, ...] = ()
+    transmitter_choice: TransmitterChoice | None = None
+    config_url: str | None = None
 
 
 def _job_facts(pod: _Pod) -> JobFacts | None:
     from plato_sedna.job_conditions import server_tables
+    from plato_sedna.job_transmitter import transmitter_choice
 
     job = _manifest_job(pod) or _api_job(pod)
     if job is None:
@@ -260,6 +268,8 @@ def _job_facts(pod: _Pod) -> JobFacts | None:
         job.agg_data_path,
         tuple(dataset_names),
         client_ids,
+        transmitter_choice(job.ref, job.proposal_fields),
+        job.config_url,
     )
 
 

@@ -127,6 +127,8 @@ class JobSpec:
     proposal_fields: Mapping[str, Any] = field(default_factory=dict)
     # The file or folder given to load_job: what workers re-read to see the resources.
     manifests_path: Path | None = None
+    # spec.aggregationWorker.platoConfig.url: the job's Plato config (the proposal's field)
+    config_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.trainers:
@@ -360,7 +362,14 @@ def _build_job(job: _Manifest, manifests: _Index, source: Path) -> JobSpec:
         dataset = _dataset(_reference(job, manifests, f"{base}.dataset.name", "Dataset", source))
         trainers.append(_worker(job, base, f"trainer-{index + 1}", dataset))
     transmitter, agg_data_path = _transmitter(job)
+    config_url = job.get(
+        "spec.aggregationWorker.platoConfig.url",
+        str,
+        "set it to the Plato config's s3:// or http(s):// URL, or a path",
+        required=False,
+    )
     return JobSpec(
+        config_url=config_url or None,
         name=job.name,
         namespace=job.namespace,
         source_dir=(source if source.is_dir() else source.parent).resolve(),
@@ -542,6 +551,12 @@ def _container_env(job: _Manifest, container: str, key: str) -> tuple[tuple[str,
                 "or field refs)",
             )
         value = job.get(f"{entry}.value", str, "", required=False)
+        if value is None:
+            # Kubernetes gives such a variable an empty value, which the launcher reads as unset.
+            logger.warning(
+                "%s: %s (variable %s of worker %s) has no value; it is treated as unset",
+                job.ref, entry, name, key,
+            )
         _check_env_value(job, entry, name, value or "")
         variables.append((name, value or ""))
     return tuple(variables)

@@ -89,12 +89,29 @@ def run_aggregator(trainer_token: str | None = None, tls_context: ssl.SSLContext
     """
     from plato_sedna.servers.sedna import sedna_server_class
 
+    _drop_max_concurrency()
     store = _payload_store(sweep=True)  # TRANSMITTER=s3: checked before the server starts
     server = sedna_server_class(_server_class())()
     server.payload_store = store
     server.trainer_token = trainer_token
     server.tls_context = tls_context
     server.run()
+
+
+def _drop_max_concurrency() -> None:
+    """The aggregator pod ignores ``trainer.max_concurrency`` (trainers drop it in ``config._apply_trainer``).
+
+    With it, Plato's server would start round 1 once ``max_concurrency`` trainers joined
+    instead of ``per_round``, ask the selected trainer pods batch by batch, and test the
+    global model (``TEST_DATASET_URL``) in a freshly spawned process each round.
+    """
+    from plato.config import Config
+
+    if Config.trainer.pop("max_concurrency", None) is not None:
+        LOGGER.info(
+            "trainer.max_concurrency is ignored in a pod: each trainer pod is one client, "
+            "and the aggregator tests in its own process"
+        )
 
 
 def run_trainer(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plato_sedna.clients.backoff import Deadline, retry_delays
+from plato_sedna.clients.failures import describe, is_permanent
 from plato_sedna.clients.tls import TrainerTls, link_mismatch
 from plato_sedna.errors import JobFailed
 from plato_sedna.servers.auth import AUTH_TOKEN_KEY, REFUSED_MESSAGE
@@ -121,25 +122,48 @@ class TrainerSession:
     async def guard(self, step) -> None:
         """Run a training step; a failure ends the session instead of hanging it.
 
-        A step that fails because the link went down under it is no failure: its update
-        is dropped, and the aggregator asks again once the trainer has reconnected.
+        An error that would recur (:func:`failures.is_permanent`: a bad config, a missing
+        file, data or weights that do not fit) ends the session at its first occurrence,
+        also where Plato swallowed it and dropped the link itself (it does so for a
+        ``ValueError`` in training, which is what training in a spawned process raises
+        when that process failed). A step that failed because the link went down under it
+        is no failure: its update is dropped, and the aggregator asks again once the
+        trainer has reconnected.
         """
         link = self.sio
         self.steps_in_flight += 1
         try:
-            await step
-        except Exception as error:
-            if link is not self.sio or not link.connected:
+            error = None
+            try:
+                await step
+            except Exception as raised:
+                error = raised
+            error = self._swallowed_training_error() or error
+            if error is None:
+                context = self.client._composable.context
+                self.progress.round_reported(context.current_round, context.latest_report)
+            elif is_permanent(error):
+                LOGGER.error("Training failed with an error that will recur; this trainer stops: %s", describe(error))
+                LOGGER.debug("The training failure's traceback", exc_info=error)
+                await self._fail(error)
+            elif link is not self.sio or not link.connected:
                 LOGGER.warning("This round's update was not delivered: the link to the aggregator was lost (%s)", error)
-                return
-            LOGGER.exception("Training step failed")
-            self.failure = f"{type(error).__name__}: {error}"
-            await self.sio.disconnect()
-            return
+            else:
+                LOGGER.error("Training step failed", exc_info=error)
+                await self._fail(error)
         finally:
             self.steps_in_flight -= 1
-        context = self.client._composable.context
-        self.progress.round_reported(context.current_round, context.latest_report)
+
+    def _swallowed_training_error(self) -> BaseException | None:
+        """The training error Plato's client caught (and answered by disconnecting), once."""
+        state = getattr(self.client._composable.context, "state", None)
+        return state.pop("training_error", None) if isinstance(state, dict) else None
+
+    async def _fail(self, error: BaseException) -> None:
+        """End the session with ``error`` as its failure."""
+        self.failure = describe(error)
+        if self.sio is not None and self.sio.connected:
+            await self.sio.disconnect()
 
     async def _connect(self, address: AggregatorAddress, deadline: Deadline) -> str | None:
         """The URL connected to, or None when the job ended while this trainer was away."""
@@ -196,6 +220,8 @@ class TrainerSession:
         url = await self._join(address, Deadline(connect_timeout_s))
         while url is not None:
             await self.sio.wait()
+            if not self.failure and self.stop_reason is None:
+                await self._steps_settled()  # a step still running may end the session (guard)
             if self.failure:
                 raise JobFailed(f"trainer {self.identity} failed: {self.failure}")
             if self.stop_reason is not None:
@@ -205,7 +231,6 @@ class TrainerSession:
                 "reconnecting as %s (waiting up to %.0f s)",
                 url, self.identity, connect_timeout_s,
             )
-            await self._steps_settled()
             try:
                 rejoined = await self._join(address, Deadline(connect_timeout_s))
             except JobFailed as error:
@@ -249,6 +274,6 @@ class TrainerSession:
     async def _steps_settled(self) -> None:
         """Wait for a training step still running to end, so that it cannot report on the new link."""
         if self.steps_in_flight:
-            LOGGER.info("Waiting for the current training step to end before reconnecting")
+            LOGGER.info("Waiting for the current training step to end")
         while self.steps_in_flight:
             await asyncio.sleep(0.2)

@@ -8,6 +8,7 @@ Kinds: ``plato`` (Plato's model registry: ``lenet5``, ``resnet_18``, ``vgg_16``)
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,35 @@ def unknown_architecture_message(settings: ModelSettings) -> str:
         "Set [parameters.model] framework (or the plato.sedna.io/framework annotation) "
         "to choose the kind"
     )
+
+
+def takes_num_classes(settings: ModelSettings) -> bool:
+    """Whether the architecture has a class count to set (a classifier's outputs, a detector's nc).
+
+    Plato models whose constructor takes ``num_classes`` (``lenet5``, ``resnet_18``,
+    ``vgg_16``, ``multilayer``), torchvision models and ultralytics models do; Hugging
+    Face models (their ``num_labels`` is the task's) are left to what states it.
+    """
+    try:
+        kind = kind_of(settings)
+    except ResourceError:
+        return False
+    if kind in ("torchvision", "ultralytics"):
+        return True
+    if kind != "plato":
+        return False
+    from plato.models import registry
+
+    model_type = _plato_type(settings)
+    builder = registry.registered_models.get(model_type)
+    if builder is None and model_type in registry.registered_factories:
+        builder = registry.registered_factories[model_type].get
+    if builder is None:
+        return False
+    try:
+        return "num_classes" in inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def build(settings: ModelSettings, checkpoint: Path | None = None):

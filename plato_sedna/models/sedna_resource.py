@@ -13,17 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from plato_sedna import resources, runtime_config
 from plato_sedna.errors import ResourceError
-from plato_sedna.models.architectures import build, kind_of
+from plato_sedna.models.architectures import build, kind_of, takes_num_classes
 from plato_sedna.models.settings import (
     ANNOTATION_PREFIX,
     ModelSettings,
     resolve_settings,
 )
-from plato_sedna.models.weights import load_pretrained
+from plato_sedna.models.weights import load_pretrained, pretrained_class_count
 
 LOGGER = logging.getLogger(__name__)
 
@@ -31,12 +32,39 @@ LOGGER = logging.getLogger(__name__)
 def model_settings(model_parameters: Mapping[str, Any]) -> ModelSettings:
     """The settings of this job's model, from the config and the Model (and pod Dataset) resources."""
     model = resources.aggregation_model()
-    return resolve_settings(
+    settings = resolve_settings(
         model_parameters,
         model.annotations if model is not None else None,
         model.extra if model is not None else None,  # the seed proposal's spec fields
         model_ref=f"{model.namespace}/{model.name}" if model is not None else None,
         dataset_annotations=None if _num_classes_given(model_parameters, model) else _dataset_facts(),
+    )
+    return with_data_class_count(settings)
+
+
+def with_data_class_count(settings: ModelSettings) -> ModelSettings:
+    """``settings`` with the data's class count when nothing states one and the architecture takes it.
+
+    The last source of ``num_classes`` (see :mod:`plato_sedna.models.class_counts`);
+    when the count cannot be known here the architecture keeps its default.
+    """
+    if settings.num_classes is not None or not takes_num_classes(settings):
+        return settings
+    from plato_sedna.models.class_counts import data_class_count
+
+    found = data_class_count()
+    if found is None:
+        return settings
+    LOGGER.info(
+        "sednaModelResource: %d output classes, from %s (no config, Model or Dataset "
+        "annotation states num_classes)",
+        found.count,
+        found.source,
+    )
+    return replace(
+        settings,
+        num_classes=found.count,
+        sources=MappingProxyType({**settings.sources, "num_classes": found.source}),
     )
 
 
@@ -114,8 +142,24 @@ def build_model(settings: ModelSettings, url: str | None, storage=None):
         return build(replace(settings, model_config=str(local), pretrained=True))
     model = build(settings)
     if local is not None:
+        if settings.num_classes is None and takes_num_classes(settings):
+            model = _with_pretrained_classes(model, settings, local, kind, display_url(url))
         model = load_pretrained(model, local, kind, display_url(url))
     return model
+
+
+def _with_pretrained_classes(model, settings: ModelSettings, local, kind: str, shown_url: str):
+    """With no class count stated or known from the data, the pretrained head's count is kept."""
+    found = pretrained_class_count(model, local, kind)
+    if found is None:
+        return model
+    LOGGER.info(
+        "sednaModelResource: %d output classes, as the pretrained model %s has (nothing states "
+        "num_classes)",
+        found,
+        shown_url,
+    )
+    return build(replace(settings, num_classes=found))
 
 
 class ModelFactory:

@@ -12,6 +12,7 @@ import logging
 import pickle
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from plato_sedna.errors import ResourceError
@@ -117,7 +118,9 @@ def _all_tensors(mapping: Mapping) -> bool:
 def fit_state_dict(model, state: Mapping, source: str) -> None:
     """Load ``state`` into ``model`` strictly; mismatches are an error listing the keys.
 
-    Keys prefixed by a training wrapper (``model.``, ``module.``) are matched without it.
+    One mismatch is allowed: a head for another class count (only the output layer's
+    shapes differ). The model keeps its own head for its class count, with a warning
+    naming both counts, and every other weight is loaded. Keys prefixed by a training wrapper (``model.``, ``module.``) are matched without it.
 
     Raises
     ------
@@ -126,13 +129,16 @@ def fit_state_dict(model, state: Mapping, source: str) -> None:
     """
     own = model.state_dict()
     state = _strip_prefix(state, own)
-    wrong_shapes = [
-        f"{key} {tuple(value.shape)} != {tuple(own[key].shape)}"
-        for key, value in state.items()
-        if key in own and tuple(value.shape) != tuple(own[key].shape)
+    wrong = [
+        key for key, value in state.items() if key in own and tuple(value.shape) != tuple(own[key].shape)
     ]
+    wrong_shapes = [f"{key} {tuple(state[key].shape)} != {tuple(own[key].shape)}" for key in wrong]
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
+    head = head_of(model)
+    if wrong and not missing and not unexpected and head is not None and head.holds(wrong):
+        _load_reheaded(model, state, head, source)
+        return
     if wrong_shapes or missing or unexpected:
         raise ResourceError(
             f"the pretrained model {source} does not fit the architecture: "
@@ -141,6 +147,84 @@ def fit_state_dict(model, state: Mapping, source: str) -> None:
             f"{len(wrong_shapes)} wrong shapes {wrong_shapes[:_LISTED]}"
         )
     model.load_state_dict(dict(state))
+
+
+@dataclass(frozen=True)
+class Head:
+    """A model's output layer: the state-dict prefix of its keys and how many classes it has."""
+
+    prefix: str
+    classes: int
+    # The key whose first dimension is the class count (a Linear's weight, a detect head's last conv).
+    count_key: str
+
+    def holds(self, keys) -> bool:
+        return all(key.startswith(self.prefix) for key in keys)
+
+    def classes_in(self, state: Mapping) -> int | None:
+        """The class count of a state dict's head, or None when it has no such key."""
+        value = state.get(self.count_key)
+        return int(value.shape[0]) if value is not None and value.dim() >= 1 else None
+
+
+def head_of(model) -> Head | None:
+    """The output layer of a classifier (its last ``Linear``) or of an ultralytics detector."""
+    import torch
+
+    from plato_sedna.models import yolo
+
+    if yolo.is_ultralytics_model(model):
+        return yolo.head_of(model)
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            last = (name, module)
+    if last is None or not last[0]:
+        return None
+    name, layer = last
+    return Head(prefix=f"{name}.", classes=layer.out_features, count_key=f"{name}.weight")
+
+
+def _load_reheaded(model, state: Mapping, head: Head, source: str) -> None:
+    """Load all but the head, which keeps its fresh weights for the model's class count."""
+    found = head.classes_in(state)
+    LOGGER.warning(
+        "The pretrained model %s has %s classes and this model %d: its output layer (%s*) is "
+        "replaced by a new one for %d classes; every other weight is loaded",
+        source,
+        found if found is not None else "a different number of",
+        head.classes,
+        head.prefix,
+        head.classes,
+    )
+    own = model.state_dict()
+    kept = {
+        key: value
+        for key, value in state.items()
+        if not (key.startswith(head.prefix) and tuple(value.shape) != tuple(own[key].shape))
+    }
+    model.load_state_dict({**own, **kept})
+
+
+def pretrained_class_count(model, path: Path, kind: str) -> int | None:
+    """The class count of the head of the weights at ``path``, when it differs from ``model``'s."""
+    head = head_of(model)
+    if head is None or kind == "huggingface":
+        return None
+    state = _strip_prefix(_read(path, kind), model.state_dict())
+    found = head.classes_in(state)
+    return found if found is not None and found != head.classes else None
+
+
+def _read(path: Path, kind: str) -> dict:
+    from plato_sedna.models import yolo
+
+    try:
+        return read_state_dict(path)
+    except PickledObjects:
+        if kind != "ultralytics":
+            raise
+        return yolo.load_checkpoint(path).state_dict()
 
 
 def _strip_prefix(state: Mapping, own: Mapping) -> Mapping:
@@ -156,17 +240,11 @@ def _strip_prefix(state: Mapping, own: Mapping) -> Mapping:
 
 def load_pretrained(model, path: Path, kind: str, source: str):
     """``model`` with the weights at the local ``path`` (``source`` names the URL); may return a new model."""
-    from plato_sedna.models import huggingface, yolo
+    from plato_sedna.models import huggingface
 
     if kind == "huggingface" and path.is_dir() and huggingface.is_folder(path):
         model = huggingface.load_folder(model, path)
     else:
-        try:
-            state = read_state_dict(path)
-        except PickledObjects:
-            if kind != "ultralytics":
-                raise
-            state = yolo.load_checkpoint(path).state_dict()
-        fit_state_dict(model, state, source)
+        fit_state_dict(model, _read(path, kind), source)
     LOGGER.info("Loaded pretrained weights from %s", source)
     return model

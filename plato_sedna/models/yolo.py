@@ -50,7 +50,7 @@ def build(settings: ModelSettings, checkpoint: Path | None = None):
                 "give it as PRETRAINED_MODEL_URL (or [parameters.model] pretrained), or build from "
                 'its YAML (architecture = "yolov5s.yaml") instead'
             )
-        return load_checkpoint(path)
+        return with_classes(load_checkpoint(path), settings.num_classes, name)
     tasks = _import_tasks()
     try:
         task = tasks.guess_model_task(name)
@@ -77,6 +77,33 @@ def load_checkpoint(path: Path):
         raise ResourceError(f"{path} is an ultralytics checkpoint without a model")
     yolo_split.strip_cut_hooks(model)  # trained again here: a new MistNet split installs its own
     return model.float()
+
+
+def with_classes(model, num_classes: int | None, source: str):
+    """``model``, or for another class count the same architecture with a new head for it.
+
+    Every weight but the detect head's class branches is kept (the weights whose shape
+    does not depend on the class count); a warning names both counts.
+    """
+    own = model.yaml.get("nc")
+    if num_classes is None or num_classes == own:
+        return model
+    import copy
+
+    reheaded = type(model)(copy.deepcopy(model.yaml), nc=num_classes, verbose=False)
+    from plato_sedna.models.weights import fit_state_dict
+
+    fit_state_dict(reheaded, model.state_dict(), source)
+    return reheaded
+
+
+def head_of(model):
+    """The detect head (the last module) of an ultralytics model, for :mod:`weights`."""
+    from plato_sedna.models.weights import Head
+
+    last = len(model.model) - 1
+    prefix = f"model.{last}."
+    return Head(prefix=prefix, classes=int(model.yaml.get("nc") or 0), count_key=f"{prefix}cv3.0.2.weight")
 
 
 def is_ultralytics_model(model) -> bool:

@@ -15,6 +15,7 @@ from plato_sedna.context import SednaContext
 from plato_sedna.errors import ConfigError
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
+UPSTREAM = Path(__file__).parent / "data" / "upstream"
 
 ROLE_ENVS = {"aggregator": AGGREGATOR_ENV, "trainer": TRAINER_ENV, "plain": {}}
 SECRETS = ("AKIA-VERY-PRIVATE", "hunter2-secret", "minio.example")
@@ -143,15 +144,41 @@ def test_resolve_returns_a_new_dict_and_leaves_raw_alone() -> None:
     assert resolved["parameters"] == {"optimizer": {"lr": 0.1}}
 
 
-def test_missing_sections_are_named() -> None:
+def test_a_section_that_is_not_a_table_is_named() -> None:
     raw = load_config_file(CONFIGS / "fedavg.yml")
-    del raw["data"], raw["algorithm"]
     raw["trainer"] = "basic"
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(ConfigError, match=r"\[trainer\] holds str, not a table"):
         resolve_config(raw, SednaContext())
-    message = str(raised.value)
-    assert "lacks [data], [trainer], [algorithm]" in message
-    assert "Plato needs [clients], [server], [data], [trainer] and [algorithm]" in message
+
+
+def test_missing_sections_are_built_from_the_pod_and_plato_defaults() -> None:
+    """The proposal's sdd_rcnn.yml comments [server] out: Sedna gives the address."""
+    raw = load_config_file(UPSTREAM / "proposal" / "sdd_rcnn.yml")
+    assert "server" not in raw
+    trainer = resolve_config(raw, SednaContext.from_env(TRAINER_ENV))
+    assert trainer["server"]["address"] == TRAINER_ENV["AGG_IP"]
+    aggregator = resolve_config(raw, SednaContext.from_env(AGGREGATOR_ENV))
+    assert aggregator["server"]["port"] == int(AGGREGATOR_ENV["AGG_BIND_PORT"])
+    plain = resolve_config(raw, SednaContext())
+    assert (plain["server"]["address"], plain["server"]["port"]) == ("127.0.0.1", 8000)
+    assert plain["trainer"]["type"] == "yolov5"  # the file's keys stay
+
+
+def test_a_config_with_nothing_takes_every_section_from_the_pod() -> None:
+    resolved = resolve_config({}, SednaContext.from_env({**TRAINER_ENV, "exit_round": "3", "epochs": "2"}))
+    trainer = resolved["trainer"]
+    assert (trainer["rounds"], trainer["epochs"], trainer["type"]) == (3, 2, "basic")
+    assert trainer["model_name"] == "sednaModelResource"
+    assert resolved["data"]["datasource"] == "sednaDataResource"
+    assert resolved["algorithm"]["type"] == "fedavg"
+    assert resolved["clients"]["type"] == "simple"
+
+
+def test_what_nothing_gives_is_an_error_naming_where_to_set_it() -> None:
+    with pytest.raises(ConfigError, match="nothing gives trainer.rounds: set the rounds"):
+        resolve_config({}, SednaContext.from_env(TRAINER_ENV))
+    with pytest.raises(ConfigError, match="nothing gives data.datasource"):
+        resolve_config({"trainer": {"rounds": 1}}, SednaContext())
 
 
 def test_plain_role_adds_parameters_and_a_sedna_table_only() -> None:

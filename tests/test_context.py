@@ -144,12 +144,14 @@ def test_hyperparameters_are_typed() -> None:
         "tight_threshold": "0.8",
         "TOTAL_SILOS": "3",
         "local_rounds": "2",
+        "exit_round": "3",
     }
     hyperparameters = SednaContext.from_env(env).hyperparameters
     assert dict(hyperparameters) == {
         "batch_size": 16,
         "epochs": 3,
         "rounds": 10,
+        "exit_round": 3,
         "per_round": 2,
         "learning_rate": 0.05,
         "momentum": 0.0,

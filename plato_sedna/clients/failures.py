@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
+import socket
 from collections.abc import Iterator
 
 from plato_sedna.errors import JobFailed, PlatoSednaError
@@ -20,6 +22,7 @@ def _link_error_types() -> tuple[type[BaseException], ...]:
     return (
         ConnectionError,  # refused, reset, aborted, broken pipe
         TimeoutError,  # asyncio's too
+        socket.gaierror,  # a name that does not resolve (yet)
         socketio.exceptions.SocketIOError,
         engineio.exceptions.EngineIOError,
         aiohttp.ClientError,
@@ -28,12 +31,14 @@ def _link_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
+# OSErrors of a network, not of a file (those without a subclass of ConnectionError)
+NETWORK_ERRNOS = frozenset(
+    {errno.ENETDOWN, errno.ENETUNREACH, errno.ENETRESET, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENOTCONN}
+)
+
 PERMANENT_TYPES: tuple[type[BaseException], ...] = (
     PlatoSednaError,  # ConfigError, ResourceError (less the unreachable kinds above)
-    FileNotFoundError,
-    IsADirectoryError,
-    NotADirectoryError,
-    PermissionError,
+    OSError,  # a missing, unreadable or corrupt file (less the network's, above)
     ValueError,
     TypeError,
     LookupError,  # IndexError (a label past the model's classes), KeyError
@@ -48,38 +53,48 @@ PERMANENT_TYPES: tuple[type[BaseException], ...] = (
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and the exceptions it was raised from or while handling, once each."""
+    """``error`` and the exceptions it was raised from or while handling (as a traceback shows them)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         yield error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+
+
+def _is_link_error(error: BaseException, link_errors: tuple[type[BaseException], ...]) -> bool:
+    return isinstance(error, link_errors) or (isinstance(error, OSError) and error.errno in NETWORK_ERRNOS)
 
 
 def is_permanent(error: BaseException) -> bool:
     """Whether ``error``, raised by a training step, would recur on every retry.
 
     Permanent (the trainer exits non-zero at once; reconnecting would only get it
-    selected and failing again): a bad config or resource (``ConfigError``,
-    ``ResourceError``), a missing or unreadable file (``FileNotFoundError``,
-    ``PermissionError``, ...), data or model that do not fit (``ValueError``,
-    ``TypeError``, ``IndexError``/``KeyError``, e.g. a label past the model's classes,
-    ultralytics' class-count checks), code that cannot run (``AttributeError``,
-    ``ImportError``, ``NotImplementedError``, a library's ``AssertionError``), weights that do not load (torch's
-    ``RuntimeError``: size mismatch, shape mismatch; also out of memory), and a
-    training run in a spawned process (``trainer.max_concurrency``) that left no
-    model (Plato's ``ValueError`` raised from a ``FileNotFoundError``).
+    selected and failing again):
+
+    - a bad config or resource: ``ConfigError``, ``ResourceError``;
+    - a missing, unreadable or corrupt file: ``FileNotFoundError``, ``PermissionError``,
+      any other ``OSError`` but the network's;
+    - data or a model that do not fit: ``ValueError``, ``TypeError``, ``IndexError`` or
+      ``KeyError`` (a label past the model's classes), ultralytics' class-count checks;
+    - code that cannot run: ``AttributeError``, ``ImportError``, ``NotImplementedError``,
+      a library's ``AssertionError``;
+    - weights that do not load, tensors that do not fit: torch's ``RuntimeError`` (size
+      or shape mismatch; out of memory too), ``pickle.UnpicklingError``;
+    - training in a spawned process (``trainer.max_concurrency``) that left no model:
+      Plato's ``ValueError`` raised from a ``FileNotFoundError``.
 
     Transient (the link is re-established, as before): any error with a link or
-    remote-store failure in its chain (``__cause__``/``__context__``): connection
-    refused or reset, broken pipe, timeouts, socket.io and engine.io errors, aiohttp
-    client errors, an S3 endpoint or Kubernetes API that does not answer. A
-    ``JobFailed`` is the session's own verdict, and anything else is not known to
-    recur: both are not permanent (the caller keeps its own rule for them).
+    remote-store failure in its chain (``__cause__``/``__context__``, as a traceback
+    shows it): connection refused or reset, broken pipe, timeouts, unreachable hosts
+    or networks, names that do not resolve, socket.io, engine.io and aiohttp client
+    errors, an S3 endpoint or the Kubernetes API not answering.
+
+    Neither (False): ``JobFailed``, the session's own verdict, and any other type;
+    the caller keeps its own rule for those (fail while the link is up).
     """
     chain = list(_chain(error))
     link_errors = _link_error_types()
-    if any(isinstance(link, link_errors) for link in chain):
+    if any(_is_link_error(link, link_errors) for link in chain):
         return False
     first = chain[0]
     return isinstance(first, PERMANENT_TYPES) and not isinstance(first, JobFailed)

@@ -15,6 +15,7 @@ import yaml
 
 from plato_sedna.errors import ResourceError
 from plato_sedna.local.command import main
+from plato_sedna.local.isolation import mount_namespaces
 from plato_sedna.local.manifests import load_job
 from plato_sedna.local.runner import Progress, run_job
 
@@ -110,6 +111,7 @@ def test_successful_job(tmp_path: Path) -> None:
             "worker_name": env["WORKER_NAME"],
             "exit_code": 0,
             "restarts": 0,
+            "node": {"aggregator": None, "trainer-1": "edge-node-1", "trainer-2": "edge-node-2"}[key],
             "log": str(workdir / key / "worker.log"),
         }
     assert sorted(p.name for p in workdir.iterdir()) == [
@@ -125,12 +127,15 @@ def test_successful_job(tmp_path: Path) -> None:
 
 def test_workers_get_their_own_folder_log_and_loopback_env(tmp_path: Path) -> None:
     workdir = tmp_path / "run"
-    run(FAKE_JOB, workdir)
+    _, _, summary, _ = run(FAKE_JOB, workdir)
 
     aggregator = json.loads((workdir / "aggregator" / "env.json").read_text())
+    # The GM's AGG_IP (the Service name) where each worker gets its own /etc/hosts naming it.
+    agg_ip = "fake-fl-aggregation.default" if mount_namespaces().available else "127.0.0.1"
+    assert summary["agg_ip"] == agg_ip
     for key in ("trainer-1", "trainer-2"):
         env = json.loads((workdir / key / "env.json").read_text())
-        assert (env["AGG_IP"], env["AGG_PORT"]) == ("127.0.0.1", aggregator["AGG_BIND_PORT"])
+        assert (env["AGG_IP"], env["AGG_PORT"]) == (agg_ip, aggregator["AGG_BIND_PORT"])
         assert env["PYTHONUNBUFFERED"] == "1"
         assert "trained on" in (workdir / key / "worker.log").read_text()
     log = (workdir / "aggregator" / "worker.log").read_text()

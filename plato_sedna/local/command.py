@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(needs root and util-linux unshare)",
     )
     parser.add_argument(
+        "--isolate-nodes",
+        action="store_true",
+        help="give each worker, in its own mount namespace, its node's hostPath folders at "
+        "/home/data/... with the GlobalManager's /home/data urls and DATA_PATH_PREFIX, and none "
+        "of the other nodes' Dataset folders (needs root or unprivileged user namespaces; "
+        "summary.json says when it was not available)",
+    )
+    parser.add_argument(
         "--lc-server",
         metavar="URL",
         type=_http_url,
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             grace=args.grace,
             lc_server=args.lc_server,
             tls=args.tls,
+            isolate_nodes=args.isolate_nodes,
         )
     except PlatoSednaError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

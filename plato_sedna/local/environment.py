@@ -23,11 +23,19 @@ from plato_sedna.context import (
     TOKEN_ENV,
     TOKEN_FILE_ENV,
 )
+from plato_sedna.local.isolation import DATA_PATH_PREFIX_ENV, HOST_PATH_PREFIX, container_url
 from plato_sedna.local.manifests import JobSpec, WorkerSpec
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+# The GM's aggregation port (createAggPod, createTrainPod); a local run picks a free one.
+AGG_PORT = 7363
+# GM config localController.server's default, which trainers get as LC_SERVER (config.go).
+GM_LC_SERVER = "http://localhost:9100"
+# buildS3SecretEnvs (secret_injector.go): annotations and keys of a credentialName Secret.
+S3_ENDPOINT_ANNOTATION, S3_USE_HTTPS_ANNOTATION = "s3-endpoint", "s3-usehttps"
+SECRET_KEYS = ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
 
 # Every variable Sedna injects or its library reads: never inherited from the
 # shell that starts the job, only set by the injection or the pod template.
@@ -60,38 +68,123 @@ def local_url(url: str, base: Path) -> str:
     return resolved + "/" if url.endswith("/") else resolved  # a trailing / marks a folder
 
 
+def aggregation_service(job: JobSpec) -> str:
+    """The aggregation Service's name, the GM's ``AGG_IP`` (``CreateEdgeMeshService``)."""
+    return f"{job.name}-aggregation".lower() + f".{job.namespace}"
+
+
+def worker_urls(job: JobSpec, worker: WorkerSpec, workdir: Path) -> dict[str, tuple[str, bool]]:
+    """The urls the GM mounts for a worker (``addWorkerMount``), as paths on this machine.
+
+    Env name -> (url, downloaded by the storage-initializer). Relative paths resolve as
+    ``local_url`` says: the aggregation Model and ``aggDataPath`` against the workdir
+    (outputs), the others beside the manifests.
+    """
+    urls = {"MODEL_URL": (local_url(job.model.url, workdir), True)}
+    if job.pretrained_model is not None:
+        urls["PRETRAINED_MODEL_URL"] = (local_url(job.pretrained_model.url, job.source_dir), True)
+    if worker.dataset is not None:
+        urls["TRAIN_DATASET_URL"] = (local_url(worker.dataset.url, job.source_dir), True)
+    if job.agg_data_path is not None:
+        urls["AGG_DATA_PATH"] = (local_url(job.agg_data_path, workdir), False)
+    return urls
+
+
+def hostpath_mounts(job: JobSpec, worker: WorkerSpec, workdir: Path) -> list[tuple[str, str]]:
+    """(host folder, container folder) of each hostPath volume the GM gives this worker's pod."""
+    mounts = []
+    for url, by_initializer in worker_urls(job, worker, workdir).values():
+        mount = container_url(url, download_by_initializer=by_initializer)
+        if mount.host_dir is not None:
+            mounts.append((mount.host_dir, mount.mount_path))
+    return mounts
+
+
 def injected_env(
-    job: JobSpec, worker: WorkerSpec, *, agg_port: int, workdir: Path, lc_server: str | None = None
+    job: JobSpec,
+    worker: WorkerSpec,
+    *,
+    agg_port: int,
+    workdir: Path,
+    lc_server: str | None = None,
+    agg_host: str = LOOPBACK,
+    container_paths: bool = False,
 ) -> dict[str, str]:
-    """The variables Sedna's GlobalManager would inject into this worker's pod, on loopback.
+    """The variables Sedna's GlobalManager would inject into this worker's pod.
 
     ``lc_server`` is the LocalController URL a trainer gets as ``LC_SERVER``; the
-    aggregator never gets one, as in Sedna.
+    aggregator never gets one, as in Sedna. ``agg_host`` is the trainers' ``AGG_IP``:
+    loopback, or the Service name (:func:`aggregation_service`) where the run gives
+    each worker an /etc/hosts naming it. With ``container_paths`` hostPath urls become
+    the GM's ``/home/data/<path>`` (with ``DATA_PATH_PREFIX``), which only a worker with
+    those folders mounted there can read; urls with a scheme stay as they are (no
+    storage-initializer runs locally: the worker fetches them itself).
     """
     env = {
         "NAMESPACE": job.namespace,
         "JOB_NAME": job.name,
         "PARTICIPANTS_COUNT": str(len(job.trainers)),
         "TRANSMITTER": job.transmitter,
-        "MODEL_URL": local_url(job.model.url, workdir),
     }
-    if job.agg_data_path is not None:
-        env["AGG_DATA_PATH"] = job.agg_data_path
-    if job.pretrained_model is not None:
-        env["PRETRAINED_MODEL_URL"] = local_url(job.pretrained_model.url, job.source_dir)
+    for name, (url, by_initializer) in worker_urls(job, worker, workdir).items():
+        mount = container_url(url, download_by_initializer=by_initializer)
+        if container_paths and mount.host_dir is not None:
+            env[name] = mount.env_value
+            env[DATA_PATH_PREFIX_ENV] = HOST_PATH_PREFIX  # injectHostPathMount
+        else:
+            env[name] = url
+    env.update(secret_env(job))
     if worker.dataset is None:
         env["WORKER_NAME"] = "aggworker-" + _random_suffix()
         env["AGG_BIND_PORT"] = str(agg_port)
         return env
     env["WORKER_NAME"] = "trainworker-" + _random_suffix()
-    env["AGG_IP"] = LOOPBACK
+    env["AGG_IP"] = agg_host
     env["AGG_PORT"] = str(agg_port)
     env["MODEL_NAME"] = job.model.name
     env["DATASET_NAME"] = worker.dataset.name
-    env["TRAIN_DATASET_URL"] = local_url(worker.dataset.url, job.source_dir)
     if lc_server:
         env["LC_SERVER"] = lc_server
     return env
+
+
+def secret_env(job: JobSpec) -> dict[str, str]:
+    """The s3 transmitter's credentialName Secret as the GM injects it into every worker.
+
+    ``buildS3SecretEnvs``: ``S3_ENDPOINT_URL`` (``https://`` + the ``s3-endpoint``
+    annotation, ``http://`` when ``s3-usehttps`` is ``"0"``), ``ACCESS_KEY_ID`` and
+    ``SECRET_ACCESS_KEY`` from the data. Dataset and Model Secrets go only to the
+    storage-initializer, never to the worker. A Secret the manifests lack, or one
+    without the endpoint annotation, gives nothing (with a warning): then the pod
+    template's env must carry the credentials.
+    """
+    name = job.transmitter_secret
+    if job.transmitter != "s3" or not name:
+        return {}
+    secret = job.secrets.get(name)
+    if secret is None:
+        _warn_once(
+            f"{job.ref}: spec.transmitter.s3.credentialName names Secret {job.namespace}/{name}, "
+            "which the manifests lack; Sedna's GM would not create the pods without it. The run "
+            "goes on: S3 credentials must come from the templates' env"
+        )
+        return {}
+    endpoint = secret.annotations.get(S3_ENDPOINT_ANNOTATION, "")
+    if not endpoint:
+        _warn_once(
+            f"{job.ref}: Secret {job.namespace}/{name} has no {S3_ENDPOINT_ANNOTATION} annotation; "
+            "Sedna's GM injects none of its keys then (buildS3SecretEnvs)"
+        )
+        return {}
+    scheme = "http" if secret.annotations.get(S3_USE_HTTPS_ANNOTATION) == "0" else "https"
+    env = {"S3_ENDPOINT_URL": f"{scheme}://{endpoint}"}
+    env.update({key: secret.data.get(key, "") for key in SECRET_KEYS})
+    return env
+
+
+@cache
+def _warn_once(message: str) -> None:
+    logger.warning("%s", message)
 
 
 def _random_suffix() -> str:
@@ -117,6 +210,8 @@ def worker_env(
     lc_server: str | None = None,
     tls: bool = False,
     algorithms: frozenset[str] = frozenset(),
+    agg_host: str = LOOPBACK,
+    container_paths: bool = False,
 ) -> dict[str, str]:
     """The full environment of one local worker process.
 
@@ -139,6 +234,10 @@ def worker_env(
         What the job runs (:func:`job_algorithms`): with fedavg_he, a worker without the
         job's CKKS context file gets the run's own; with fedavg_mpc_*, the run's folder
         ``<workdir>/mpc`` is the round store unless the template or transmitter gives one.
+    agg_host, container_paths : str, bool (default: loopback, False)
+        The trainers' ``AGG_IP`` and whether hostPath urls are the GM's ``/home/data``
+        paths (:func:`injected_env`); the runner sets them where workers get their own
+        mount namespace (plato_sedna.local.isolation).
 
     Returns
     -------
@@ -150,7 +249,13 @@ def worker_env(
     env = inherited_env(os.environ if inherited is None else inherited)
     env["PYTHONUNBUFFERED"] = "1"
     injected = injected_env(
-        job, worker, agg_port=agg_port, workdir=workdir, lc_server=lc_server
+        job,
+        worker,
+        agg_port=agg_port,
+        workdir=workdir,
+        lc_server=lc_server,
+        agg_host=agg_host,
+        container_paths=container_paths,
     )
     for name, value in worker.env:
         if name in injected:
@@ -191,27 +296,30 @@ def _stand_in_for_secret_mounts(
     for name in missing:
         del env[name]
     if tls or any(name not in (TOKEN_FILE_ENV, HE_CONTEXT_FILE_ENV) for name in missing):
-        files = _run_tls_files(str(workdir))
+        files = _run_tls_files(str(workdir), aggregation_service(job))
         if worker.dataset is None:
             env.update({TLS_CERT_FILE_ENV: str(files.cert_file), TLS_KEY_FILE_ENV: str(files.key_file)})
         else:
             env[TLS_CA_FILE_ENV] = str(files.ca_file)
 
 
-def _run_tls_files(workdir: str):
-    """One throwaway CA and aggregator certificate per local run, under ``<workdir>/tls``."""
-    files = _written_tls_files(workdir)
+def _run_tls_files(workdir: str, service: str):
+    """One throwaway CA and aggregator certificate per local run, under ``<workdir>/tls``.
+
+    The certificate names loopback and the aggregation Service, whichever ``AGG_IP`` is.
+    """
+    files = _written_tls_files(workdir, service)
     if not files.key_file.exists():  # the folder was cleared since: a new run there
         _written_tls_files.cache_clear()
-        files = _written_tls_files(workdir)
+        files = _written_tls_files(workdir, service)
     return files
 
 
 @cache
-def _written_tls_files(workdir: str):
-    from plato_sedna.local.certificates import write_tls_files
+def _written_tls_files(workdir: str, service: str):
+    from plato_sedna.local.certificates import LOOPBACK_NAMES, write_tls_files
 
-    return write_tls_files(Path(workdir) / "tls")
+    return write_tls_files(Path(workdir) / "tls", (*LOOPBACK_NAMES, service))
 
 
 def job_algorithms(job: JobSpec, argvs: Iterable[tuple[str, ...]]) -> frozenset[str]:

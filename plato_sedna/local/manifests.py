@@ -72,6 +72,8 @@ class DatasetSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     # DATASET_EXTRA_FIELDS the spec sets, as written.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # spec.credentialName: the Secret Sedna's storage-initializer downloads it with.
+    credential_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,19 @@ class ModelSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     # MODEL_EXTRA_FIELDS the spec sets, as written.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # spec.credentialName: the Secret Sedna's storage-initializer downloads it with.
+    credential_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A Kubernetes Secret found beside the manifests (a ``credentialName``'s target)."""
+
+    name: str
+    namespace: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    # data (base64-decoded) with stringData over it, as the apiserver stores them.
+    data: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,9 +112,10 @@ class WorkerSpec:
     command: tuple[str, ...]
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
-    # The pod template's restartPolicy. Sedna sets OnFailure on every pod; a local run
-    # restarts a worker only when its template asks, so a broken job fails fast.
-    restart_policy: str = "Never"
+    # The pod template's restartPolicy; OnFailure when it has none, as Sedna's GM sets it.
+    restart_policy: str = "OnFailure"
+    # The pod template's spec.nodeName, where set.
+    node_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("aggregator", "trainer"):
@@ -127,6 +143,10 @@ class JobSpec:
     proposal_fields: Mapping[str, Any] = field(default_factory=dict)
     # The file or folder given to load_job: what workers re-read to see the resources.
     manifests_path: Path | None = None
+    # spec.transmitter.s3.credentialName, where set.
+    transmitter_secret: str | None = None
+    # The Secrets in the manifests (kind Secret, apiVersion v1), by name, in the job's namespace.
+    secrets: Mapping[str, SecretSpec] = field(default_factory=dict)
     # spec.aggregationWorker.platoConfig.url: the job's Plato config (the proposal's field)
     config_url: str | None = None
 
@@ -294,7 +314,7 @@ def _collect(path: Path) -> dict[tuple[str, str, str], _Manifest]:
 
 def _parse_document(document: Any, file: Path | str, number: int) -> _Manifest | None:
     kind = document.get("kind") if isinstance(document, dict) else None
-    if kind not in SEDNA_KINDS:
+    if kind not in (*SEDNA_KINDS, "Secret"):
         logger.debug(
             "Ignoring document %d of %s (kind %s): not a Sedna resource", number, file, kind
         )
@@ -314,7 +334,9 @@ def _parse_document(document: Any, file: Path | str, number: int) -> _Manifest |
         )
     manifest = _Manifest(kind, name, namespace, document, file)
     api_version = document.get("apiVersion")
-    if api_version != API_VERSION:
+    if kind == "Secret" and api_version != "v1":
+        raise manifest.error("apiVersion", f"is {api_version!r}", "a Secret is apiVersion: v1")
+    if kind != "Secret" and api_version != API_VERSION:
         raise manifest.error(
             "apiVersion",
             f"is {api_version!r}",
@@ -383,7 +405,30 @@ def _build_job(job: _Manifest, manifests: _Index, source: Path) -> JobSpec:
         agg_data_path=agg_data_path,
         annotations=job.annotations(),
         proposal_fields=_proposal_fields(job),
+        transmitter_secret=job.get("spec.transmitter.s3.credentialName", str, "", required=False),
+        secrets=_secrets(manifests, job.namespace),
     )
+
+
+def _secrets(manifests: _Index, namespace: str) -> Mapping[str, SecretSpec]:
+    """The Secrets of a namespace, their data decoded (stringData wins, as in the apiserver)."""
+    import base64
+    import binascii
+
+    found = {}
+    for (kind, ns, name), manifest in manifests.items():
+        if kind != "Secret" or ns != namespace:
+            continue
+        data = {}
+        for key, value in (manifest.get("data", dict, "", required=False) or {}).items():
+            try:
+                data[key] = base64.b64decode(str(value), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise manifest.error(f"data.{key}", "is not base64 of UTF-8 text", "encode it with base64, or use stringData") from None
+        string_data = manifest.get("stringData", dict, "", required=False) or {}
+        data.update({key: str(value) for key, value in string_data.items()})
+        found[name] = SecretSpec(name, ns, manifest.annotations(), MappingProxyType(data))
+    return MappingProxyType(found)
 
 
 def _proposal_fields(job: _Manifest) -> Mapping[str, Any]:
@@ -435,6 +480,7 @@ def _dataset(manifest: _Manifest) -> DatasetSpec:
         ),
         annotations=manifest.annotations(),
         extra=_extra_spec(manifest, DATASET_EXTRA_FIELDS),
+        credential_name=manifest.get("spec.credentialName", str, "", required=False),
     )
 
 
@@ -451,6 +497,7 @@ def _model(manifest: _Manifest) -> ModelSpec:
         format=manifest.get("spec.format", str, "set spec.format (pth, ckpt, pb, ...)"),
         annotations=manifest.annotations(),
         extra=_extra_spec(manifest, MODEL_EXTRA_FIELDS),
+        credential_name=manifest.get("spec.credentialName", str, "", required=False),
     )
 
 
@@ -518,12 +565,13 @@ def _worker(job: _Manifest, base: str, key: str, dataset: DatasetSpec | None) ->
         args=_strings(job, f"{container}.args"),
         env=_container_env(job, container, key),
         restart_policy=_restart_policy(job, f"{base}.template.spec.restartPolicy"),
+        node_name=job.get(f"{base}.template.spec.nodeName", str, "", required=False),
     )
 
 
 def _restart_policy(job: _Manifest, path: str) -> str:
     fix = "use Always, OnFailure or Never"
-    policy = job.get(path, str, fix, required=False) or "Never"
+    policy = job.get(path, str, fix, required=False) or "OnFailure"  # injectWorkerParam's default
     if policy not in RESTART_POLICIES:
         raise job.error(path, f"is {policy!r}", fix)
     return policy

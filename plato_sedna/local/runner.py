@@ -19,7 +19,16 @@ from typing import IO, Any
 
 from plato_sedna.errors import JobFailed, PlatoSednaError
 from plato_sedna.local.container import local_command
-from plato_sedna.local.environment import LOOPBACK, is_remote_url, job_algorithms, local_url, worker_env
+from plato_sedna.local import isolation
+from plato_sedna.local.environment import (
+    LOOPBACK,
+    aggregation_service,
+    hostpath_mounts,
+    is_remote_url,
+    job_algorithms,
+    local_url,
+    worker_env,
+)
 from plato_sedna.local.manifests import JobSpec
 from plato_sedna.local.plot import PLOT_NAME, write_progress_plot
 from plato_sedna.models.formats import ALIASES
@@ -102,8 +111,9 @@ class _Worker:
     folder: Path
     process: subprocess.Popen[bytes] | None = None
     reader: threading.Thread | None = None
-    restart_policy: str = "Never"
+    restart_policy: str = "OnFailure"
     restarts: int = 0
+    view: isolation.NodeView | None = None  # its pod's mount namespace, where one can be made
 
     @property
     def name(self) -> str:
@@ -128,6 +138,7 @@ def run_job(
     out: IO[str] | None = None,
     lc_server: str | None = None,
     tls: bool = False,
+    isolate_nodes: bool = False,
 ) -> int:
     """Run a job's aggregator and trainers as local processes until the job ends.
 
@@ -148,6 +159,14 @@ def run_job(
         stopped and the job fails.
     out : IO[str] | None (default: None, meaning sys.stdout at call time)
         Where worker lines, progress lines and the outcome line go.
+    isolate_nodes : bool (default: False)
+        Give each worker its node's hostPath folders at ``/home/data/...`` with the GM's
+        ``/home/data`` urls and ``DATA_PATH_PREFIX``, and hide every other Dataset folder
+        (plato_sedna.local.isolation); summary.json says when this machine cannot.
+
+    Wherever a mount namespace can be made (root, or unprivileged user namespaces),
+    each worker has its own /etc/hosts naming the aggregation Service, and trainers
+    get the GM's ``AGG_IP`` (``<job>-aggregation.<namespace>``); elsewhere ``127.0.0.1``.
 
     Returns
     -------
@@ -172,6 +191,7 @@ def run_job(
         out=out or sys.stdout,
         lc_server=lc_server,
         tls=tls,
+        isolate_nodes=isolate_nodes,
     )
     return run.execute()
 
@@ -190,8 +210,13 @@ class _JobRun:
         out: IO[str],
         lc_server: str | None = None,
         tls: bool = False,  # --tls: the aggregator link over TLS, with throwaway certificates
+        isolate_nodes: bool = False,
     ) -> None:
         self.job = job
+        self.isolate_nodes = isolate_nodes
+        self.isolation_reason: str | None = None if isolate_nodes else "not asked for (--isolate-nodes)"
+        self.namespaces: isolation.Namespaces | None = None
+        self.agg_host = LOOPBACK
         self.lc_server = lc_server
         self.tls = tls
         self.workdir = workdir
@@ -233,13 +258,77 @@ class _JobRun:
         port = free_loopback_port()
         argvs = {spec.key: local_command(self.job, spec) for spec in self.job.workers}
         algorithms = job_algorithms(self.job, argvs.values())
+        self._plan_namespaces()
         for spec in self.job.workers:
             argv = argvs[spec.key]
             env = worker_env(
-                self.job, spec, agg_port=port, workdir=self.workdir, lc_server=self.lc_server, tls=self.tls, algorithms=algorithms
+                self.job,
+                spec,
+                agg_port=port,
+                workdir=self.workdir,
+                lc_server=self.lc_server,
+                tls=self.tls,
+                algorithms=algorithms,
+                agg_host=self.agg_host,
+                container_paths=self.isolate_nodes,
             )
             folder = self.workdir / spec.key
-            self.workers.append(_Worker(spec.key, argv, env, folder, restart_policy=spec.restart_policy))
+            worker = _Worker(spec.key, argv, env, folder, restart_policy=spec.restart_policy)
+            if self.namespaces.available:
+                worker.view = self._node_view(spec, argv, folder)
+            self.workers.append(worker)
+
+    def _plan_namespaces(self) -> None:
+        """Mount namespaces where this machine allows them: the Service name, and nodes if asked."""
+        self.namespaces = isolation.mount_namespaces()
+        if self.namespaces.available:
+            self.agg_host = aggregation_service(self.job)
+            if self.isolate_nodes and not Path("/home").is_dir() and not Path(isolation.HOST_PATH_PREFIX).is_dir():
+                self.isolate_nodes, self.isolation_reason = False, "this machine has no /home to hold /home/data"
+        elif self.isolate_nodes:
+            self.isolate_nodes, self.isolation_reason = False, self.namespaces.reason
+        if self.isolation_reason and self.isolation_reason != "not asked for (--isolate-nodes)":
+            logger.warning("--isolate-nodes is off for this run: %s", self.isolation_reason)
+        if not self.namespaces.available:
+            logger.info(
+                "Trainers get AGG_IP=%s, not the Service name %s: %s",
+                LOOPBACK,
+                aggregation_service(self.job),
+                self.namespaces.reason,
+            )
+
+    def _node_view(self, spec, argv: tuple[str, ...], folder: Path) -> isolation.NodeView:
+        """The mount namespace of a worker's pod: its /etc/hosts, and its node's folders."""
+        hosts = isolation.write_hosts_file(folder / ".pod-hosts", [aggregation_service(self.job)])
+        node = isolation.worker_node(spec, self.job)
+        if not self.isolate_nodes:
+            return isolation.NodeView(node, hosts)
+
+        def host_url(url: str, what: str) -> str:
+            return local_url(url, self.workdir if what == "model" else self.job.source_dir)
+
+        nodes, shared = isolation.node_folders(self.job, host_url)
+        for model_folder in shared:  # outputs: the aggregator publishes there
+            Path(model_folder).mkdir(parents=True, exist_ok=True)
+        held = nodes.get(node, set()) | shared
+        mounts = []
+        for host_dir, mount_path in hostpath_mounts(self.job, spec, self.workdir):
+            present = isolation.on_node(host_dir, held) and Path(host_dir).is_dir()
+            if not present:
+                logger.warning(
+                    "%s: worker %s runs on node %s, which does not hold %s: its pod sees an empty %s "
+                    "(in Sedna the pod would not start: hostPath type check failed)",
+                    self.job.ref, spec.key, node, host_dir, mount_path,
+                )
+            mounts.append((host_dir, mount_path, present))
+        needed = [self.workdir, folder, self.job.source_file, *(self.job.manifests_path or self.job.source_file,)]
+        needed += [arg for arg in argv if arg.startswith("/") and Path(arg).exists()]
+        needed += [value for _, value in spec.env if value.startswith("/") and Path(value).exists()]
+        needed += [local_url(value, self.job.source_dir) for name, value in spec.env if name == "TEST_DATASET_URL"]
+        needed += [str(Path(sys.executable).parent), *shared]
+        every = set().union(*nodes.values()) if nodes else set()
+        hidden = isolation.hidden_folders(every, needed)
+        return isolation.NodeView(node, hosts, tuple(mounts), hidden, isolate_nodes=True)
 
     def _run_workers(self) -> tuple[str, str | None]:
         if self.isolate_pids:
@@ -255,7 +344,13 @@ class _JobRun:
 
     def _start(self, worker: _Worker) -> None:
         worker.folder.mkdir(parents=True, exist_ok=True)
-        argv = (*ISOLATE_PIDS_PREFIX, *worker.argv) if self.isolate_pids else worker.argv
+        if worker.view is not None:
+            pid_prefix = ISOLATE_PIDS_PREFIX if self.isolate_pids else ()
+            argv = isolation.wrap(worker.argv, worker.view, self.namespaces.prefix, pid_prefix)
+        elif self.isolate_pids:
+            argv = (*ISOLATE_PIDS_PREFIX, *worker.argv)
+        else:
+            argv = worker.argv
         logger.info("Starting %s (%s): %s", worker.key, worker.name, shlex.join(argv))
         log = worker.log_path.open("a" if worker.restarts else "w", encoding="utf-8")
         try:
@@ -461,6 +556,9 @@ class _JobRun:
             "accuracy": metrics.get("accuracy", progress.accuracy if progress else None),
             "model_url": self._published_model(status),
             "elapsed_s": round(time.monotonic() - self.started, 3),
+            "agg_ip": self.agg_host,
+            "node_isolation": self.isolate_nodes,
+            "node_isolation_reason": None if self.isolate_nodes else self.isolation_reason,
             "stop_reason": metrics.get("stop_reason"),
             "trainer_events": metrics.get("trainer_events", []),
             "workers": {
@@ -468,6 +566,7 @@ class _JobRun:
                     "worker_name": planned[spec.key].name if spec.key in planned else None,
                     "exit_code": planned[spec.key].exit_code if spec.key in planned else None,
                     "restarts": planned[spec.key].restarts if spec.key in planned else 0,
+                    "node": _node_name(isolation.worker_node(spec, self.job)),
                     "log": str(self.workdir / spec.key / "worker.log"),
                 }
                 for spec in self.job.workers
@@ -491,6 +590,11 @@ class _JobRun:
             parts.append(f"model {summary['model_url']}")
         parts.append(f"summary {summary_path}")
         self._print(f"{job} succeeded: {', '.join(parts)}")
+
+
+def _node_name(node: str) -> str | None:
+    """A node for summary.json: None for the aggregator's when its template names none."""
+    return None if node == isolation.AGGREGATOR_NODE else node
 
 
 def _failure(worker: _Worker) -> str:

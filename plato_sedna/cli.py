@@ -75,7 +75,7 @@ def _job_facts(context):
 
 def _start(args: argparse.Namespace) -> int:
     from plato_sedna import launch, preflight
-    from plato_sedna.config import load_config_file, resolve_config, write_config
+    from plato_sedna.config import load_config_file, resolve_config, with_job_wide_hyperparameters, write_config
     from plato_sedna.config_source import DEFAULT_CONFIGS, chosen_config
     from plato_sedna.context import SednaContext, valueless_hyperparameters
     from plato_sedna.partitioning import place_trainer
@@ -95,7 +95,7 @@ def _start(args: argparse.Namespace) -> int:
     raw = load_config_file(config_path) if config_path is not None else {}
     if config_path is None:
         print(f"plato: no Plato config given; building it from the job and the pod's env", file=sys.stderr)
-    context = place_trainer(context, raw, args.id, job)
+    context = place_trainer(with_job_wide_hyperparameters(context, job), raw, args.id, job)
     resolved = resolve_config(raw, context, job)
     base = str(resolved.get("general", {}).get("base_path", args.base))
     resolved_path = write_config(resolved, Path(base) / RESOLVED_CONFIG_NAME)

@@ -63,6 +63,11 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# Hyperparameters the aggregation worker's env sets for the whole job (the proposal's
+# discussion names them aggregator parameters): a trainer whose own env lacks one takes
+# the aggregator's, so both sides run the same algorithm.
+JOB_WIDE_HYPERPARAMETERS = ("aggregation_algorithm", "cut_layer", "epsilon")
+
 # Env names whose key [server.stop_condition] may also set (from the file or the job):
 # where it does, the env value replaces it there too, so that the env always wins.
 STOP_CONDITION_MIRRORS: Mapping[str, str] = MappingProxyType(
@@ -408,6 +413,24 @@ def _job_transmitter(sedna: dict[str, Any], context: SednaContext, job: JobFacts
         return
     sedna["transmitter"] = "s3"
     sedna["agg_data_path"] = context.agg_data_path or job.agg_data_path
+
+
+def with_job_wide_hyperparameters(context: SednaContext, job: JobFacts | None) -> SednaContext:
+    """A trainer's context with the aggregator's job-wide hyperparameters where its own env has none."""
+    if context.role != "trainer" or job is None or not job.aggregator_env:
+        return context
+    from dataclasses import replace
+
+    aggregator_env = {name: value for name, value in job.aggregator_env if name.lower() in JOB_WIDE_HYPERPARAMETERS}
+    try:
+        aggregator = SednaContext.from_env(aggregator_env).hyperparameters
+    except ConfigError as error:
+        raise ConfigError(f"{job.ref}: the aggregation worker's env: {error}") from None
+    inherited = {name: value for name, value in aggregator.items() if name not in context.hyperparameters}
+    if not inherited:
+        return context
+    logger.info("From the aggregation worker's env of %s: %s", job.ref, inherited)
+    return replace(context, hyperparameters={**inherited, **context.hyperparameters})
 
 
 def resolve_config(raw: Mapping, context: SednaContext, job: JobFacts | None = None) -> dict:

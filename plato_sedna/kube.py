@@ -77,6 +77,8 @@ class JobResource:
     proposal_fields: Mapping[str, Any] = field(default_factory=dict)
     # spec.aggregationWorker.platoConfig.url, served by the extended CRD only
     config_url: str | None = None
+    # the aggregation worker's container env (name, value), values given as text only
+    aggregator_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -517,6 +519,18 @@ def _job_record(body: Mapping[str, Any], source: str) -> JobResource:
             {name: spec[name] for name in PROPOSAL_FIELDS if spec.get(name) is not None}
         ),
         config_url=_text_or_none(_dig(spec, "aggregationWorker", "platoConfig", "url")),
+        aggregator_env=_container_env(_dig(spec, "aggregationWorker", "template", "spec", "containers")),
+    )
+
+
+def _container_env(containers: Any) -> tuple[tuple[str, str], ...]:
+    """The first container's env entries that carry a text value."""
+    first = containers[0] if isinstance(containers, list) and containers else None
+    entries = first.get("env") if isinstance(first, Mapping) else None
+    return tuple(
+        (entry["name"], entry["value"])
+        for entry in (entries if isinstance(entries, list) else ())
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), str) and isinstance(entry.get("value"), str)
     )
 
 

@@ -232,6 +232,8 @@ class JobFacts:
         The job's ``transimitter.transimitter_list`` (job_transmitter.py), when it has one.
     config_url : str | None
         ``spec.aggregationWorker.platoConfig.url``: the job's Plato config.
+    aggregator_env : tuple[tuple[str, str], ...]
+        The aggregation worker's template env, for the job-wide hyperparameters.
     """
 
     ref: str
@@ -243,6 +245,7 @@ class JobFacts:
     client_ids: tuple[int | None, ...] = ()
     transmitter_choice: TransmitterChoice | None = None
     config_url: str | None = None
+    aggregator_env: tuple[tuple[str, str], ...] = ()
 
 
 def _job_facts(pod: _Pod) -> JobFacts | None:
@@ -257,6 +260,9 @@ def _job_facts(pod: _Pod) -> JobFacts | None:
 
     dataset_names = getattr(job, "dataset_names", None)  # an API job; manifests name them per trainer
     client_ids: tuple[int | None, ...] = ()
+    aggregator_env = getattr(job, "aggregator_env", None)  # an API job
+    if aggregator_env is None:
+        aggregator_env = job.aggregator.env
     if dataset_names is None:
         dataset_names = tuple(trainer.dataset.name for trainer in job.trainers if trainer.dataset is not None)
         client_ids = tuple(client_id_arg([*trainer.command, *trainer.args]) for trainer in job.trainers)
@@ -270,6 +276,7 @@ def _job_facts(pod: _Pod) -> JobFacts | None:
         client_ids,
         transmitter_choice(job.ref, job.proposal_fields),
         job.config_url,
+        tuple(aggregator_env),
     )
 
 

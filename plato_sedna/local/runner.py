@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from plato_sedna.context import POD_FILE_ENV
 from plato_sedna.errors import JobFailed, PlatoSednaError
 from plato_sedna.local.container import local_command
 from plato_sedna.local import isolation
 from plato_sedna.local.environment import (
     LOOPBACK,
+    TEMPLATE_INPUT_URLS,
     aggregation_service,
     hostpath_mounts,
     is_remote_url,
@@ -43,6 +45,8 @@ ISOLATE_PIDS_PREFIX = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-chi
 EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
 MAX_RESTARTS = 3  # per worker; a kubelet retries forever with back-off, a local run gives up
 RESTARTING_POLICIES = ("OnFailure", "Always")  # either way a worker that exits 0 is done
+# Template variables naming files a local run reads from this machine: never hidden by --isolate-nodes.
+LOCAL_FILE_ENV = frozenset(TEMPLATE_INPUT_URLS) | frozenset(POD_FILE_ENV)
 
 
 def free_loopback_port() -> int:
@@ -323,8 +327,8 @@ class _JobRun:
             mounts.append((host_dir, mount_path, present))
         needed = [self.workdir, folder, self.job.source_file, *(self.job.manifests_path or self.job.source_file,)]
         needed += [arg for arg in argv if arg.startswith("/") and Path(arg).exists()]
-        needed += [value for _, value in spec.env if value.startswith("/") and Path(value).exists()]
-        needed += [local_url(value, self.job.source_dir) for name, value in spec.env if name == "TEST_DATASET_URL"]
+        # Files the template names that a local run reads from this machine (not data of a node).
+        needed += [local_url(value, self.job.source_dir) for name, value in spec.env if name in LOCAL_FILE_ENV and value]
         needed += [str(Path(sys.executable).parent), *shared]
         every = set().union(*nodes.values()) if nodes else set()
         hidden = isolation.hidden_folders(every, needed)

@@ -89,3 +89,15 @@ def check_model_url(model_url: str | None) -> None:
             f"MODEL_URL {display_url(model_url)} is an {location.scheme} URL, which the aggregator "
             "cannot publish the model to; use s3://BUCKET/KEY or a path on a mounted volume"
         )
+
+
+def check_model_format(role: str, model_url: str | None) -> None:
+    """Raise ConfigError when the aggregator could not publish its model in the Model's format
+    (checked at start; the message names the formats the model can be published in)."""
+    if role != "aggregator":
+        return
+    from plato_sedna.models.global_model import format_problem
+
+    problem = format_problem(model_url)
+    if problem:
+        raise ConfigError(problem)

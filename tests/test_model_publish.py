@@ -100,11 +100,14 @@ def test_formats_the_model_cannot_take_are_errors() -> None:
     lenet = build(**LENET)
     with pytest.raises(
         ResourceError,
-        match=r"model format 'pb' \(the Model's spec.format\) cannot be published; supported: pth, safetensors, onnx",
+        match=r"model format 'tflite' \(the Model's spec.format\) cannot be published; supported: "
+        "pth, pt, ckpt, safetensors, onnx, pb",
     ):
-        formats.canonical_format("pb", lenet)
+        formats.canonical_format("tflite", lenet)
     with pytest.raises(
-        ResourceError, match="cannot be published as 'huggingface': only Hugging Face models"
+        ResourceError,
+        match="cannot be published as 'huggingface': only Hugging Face models; it can be published "
+        "as: pth, pt, ckpt, safetensors, onnx, pb",
     ):
         formats.canonical_format("huggingface", lenet)
     with pytest.raises(ResourceError, match="onnx needs one sample's shape"):

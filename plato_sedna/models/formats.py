@@ -1,12 +1,24 @@
 """Model formats the aggregator publishes in, and writing a model in each to a local folder.
 
-``pth`` (a state dict through ``torch.save``), ``safetensors``, ``onnx`` (``torch.onnx``),
-``huggingface`` (a ``save_pretrained`` folder) and ``ultralytics`` (a ``.pt`` that
-ultralytics' loader reads).
+A Sedna Model's ``spec.format`` is a free string the GlobalManager never reads; what
+each one means for a PyTorch model (``docs/annotations-model.md``):
+
+- ``pth``, ``pt``, ``ckpt``: a state dict through ``torch.save`` (``pt`` for an
+  ultralytics model: the ``.pt`` checkpoint ``ultralytics.YOLO()`` loads);
+- ``safetensors``: the state dict as a safetensors file;
+- ``onnx``: an ONNX graph (``torch.onnx``; needs one sample's shape);
+- ``huggingface``: a ``save_pretrained`` folder (Hugging Face models only);
+- ``ultralytics``: the ultralytics ``.pt`` checkpoint (ultralytics models only);
+- ``pb``: TensorFlow's protocol-buffer graph has no PyTorch writer, so Sedna's ``pb``
+  examples get the model as an ONNX graph, itself a protocol buffer, in a ``.pb``
+  file, with a warning at start saying so (``metrics.json`` records ``written_as: onnx``).
+
+Anything else is an error at start that names the formats the model can be published in.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +26,9 @@ from types import MappingProxyType
 
 from plato_sedna.errors import ResourceError
 
-FORMATS = ("pth", "safetensors", "onnx", "huggingface", "ultralytics")
+LOGGER = logging.getLogger(__name__)
+
+FORMATS = ("pth", "safetensors", "onnx", "pb", "huggingface", "ultralytics")
 # A Model's spec.format (or a file suffix) -> format; "pt" depends on the model.
 ALIASES: Mapping[str, str] = MappingProxyType(
     {
@@ -24,6 +38,7 @@ ALIASES: Mapping[str, str] = MappingProxyType(
         "torch": "pth",
         "safetensors": "safetensors",
         "onnx": "onnx",
+        "pb": "pb",
         "huggingface": "huggingface",
         "hf": "huggingface",
         "transformers": "huggingface",
@@ -32,7 +47,39 @@ ALIASES: Mapping[str, str] = MappingProxyType(
     }
 )
 SUFFIXES: Mapping[str, str] = MappingProxyType(
-    {"pth": ".pth", "safetensors": ".safetensors", "onnx": ".onnx", "ultralytics": ".pt"}
+    {
+        "pth": ".pth",
+        "safetensors": ".safetensors",
+        "onnx": ".onnx",
+        "pb": ".pb",
+        "ultralytics": ".pt",
+    }
+)
+# Formats whose file holds another format's bytes (recorded in metrics.json).
+WRITTEN_AS: Mapping[str, str] = MappingProxyType({"pb": "onnx"})
+# Formats each kind of architecture can be published in (the names a Model may use).
+KIND_FORMATS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "plato": ("pth", "pt", "ckpt", "safetensors", "onnx", "pb"),
+        "torchvision": ("pth", "pt", "ckpt", "safetensors", "onnx", "pb"),
+        "ultralytics": ("pt", "ultralytics", "pth", "ckpt", "safetensors", "onnx", "pb"),
+        "huggingface": ("huggingface", "pth", "pt", "ckpt", "safetensors"),
+    }
+)
+NEEDS_INPUT_SHAPE = frozenset({"onnx", "pb"})
+# One sample's shape for onnx export when nothing gives one: by Plato type, then by kind.
+PLATO_INPUT_SHAPES: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {"lenet5": (1, 28, 28), "resnet": (3, 32, 32), "vgg": (3, 32, 32)}
+)
+KIND_INPUT_SHAPES: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {"torchvision": (3, 224, 224), "ultralytics": (3, 640, 640)}
+)
+PB_WARNING = (
+    "model format 'pb' ({source}): TensorFlow's protocol-buffer graph (GraphDef/SavedModel) "
+    "cannot be written for a PyTorch model, so the model is published as an ONNX graph, itself "
+    "a protocol buffer, in a .pb file (metrics.json: written_as onnx). Load it with "
+    "onnxruntime, or convert it to a TensorFlow SavedModel with onnx-tf; set the Model's "
+    "format to onnx, pth, safetensors, ... to say what it holds"
 )
 ONNX_OPSET = 17
 
@@ -45,7 +92,8 @@ def canonical_format(
     Raises
     ------
     ResourceError
-        When the name is no known format, or the model cannot be written in it.
+        When the name is no known format, or the model cannot be written in it; the
+        message names the formats the model can be published in.
     """
     from plato_sedna.models import yolo
 
@@ -55,9 +103,9 @@ def canonical_format(
     if key == "pt":
         return "ultralytics" if model is not None and yolo.is_ultralytics_model(model) else "pth"
     if key not in ALIASES:
+        can = ", ".join(KIND_FORMATS[_kind_of_model(model)]) if model is not None else _all_names()
         raise ResourceError(
-            f"model format {name!r} ({source}) cannot be published; supported: {', '.join(FORMATS)} "
-            "(also pt, ckpt)"
+            f"model format {name!r} ({source}) cannot be published; supported: {can}"
         )
     fmt = ALIASES[key]
     if model is not None:
@@ -65,17 +113,122 @@ def canonical_format(
     return fmt
 
 
-def _check_fits(fmt: str, model, name: str) -> None:
+def _all_names() -> str:
+    return "pth, safetensors, onnx, pb, huggingface, ultralytics (also pt, ckpt)"
+
+
+def _kind_of_model(model) -> str:
     from plato_sedna.models import yolo
 
-    if fmt == "huggingface" and not _is_huggingface(model):
-        raise ResourceError(
-            f"a {type(model).__name__} cannot be published as {name!r}: only Hugging Face models"
+    if yolo.is_ultralytics_model(model):
+        return "ultralytics"
+    return "huggingface" if _is_huggingface(model) else "plato"
+
+
+def check_publishable(
+    fmt: str | None,
+    architecture: str | None,
+    *,
+    framework: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    source: str = "the Model's spec.format",
+) -> str | None:
+    """Why a model of ``architecture`` cannot be published as ``fmt``, or None when it can.
+
+    Builds nothing: the kind is read off the name (see :mod:`architectures`), as
+    ``plato-sedna validate`` and the aggregator's start need. ``architecture`` None (or
+    a name no kind knows) is checked as a plain PyTorch model. onnx and pb need one
+    sample's shape: ``input_shape``, else the defaults of :func:`default_input_shape`.
+    """
+    if fmt is None or not fmt.strip():
+        return None
+    kind = _kind_of_name(architecture, framework)
+    key = fmt.strip().lower().lstrip(".")
+    allowed = KIND_FORMATS[kind]
+    if key not in allowed:
+        reason = "is not a model format" if key not in ALIASES and key != "pt" else (
+            f"cannot be written for a {kind} model"
         )
-    if fmt == "ultralytics" and not yolo.is_ultralytics_model(model):
-        raise ResourceError(
-            f"a {type(model).__name__} cannot be published as {name!r}: only ultralytics models"
+        return (
+            f"model format {fmt!r} ({source}) {reason}; a {kind} model"
+            f"{f' ({architecture})' if architecture else ''} can be published as: {', '.join(allowed)}"
         )
+    if ALIASES.get(key) in NEEDS_INPUT_SHAPE:
+        shape = input_shape or default_input_shape(architecture, kind)
+        if shape is None:
+            return (
+                f"model format {fmt!r} ({source}) is an ONNX export, which needs one sample's "
+                f"shape for {architecture or 'the model'}: set [parameters.model] input_shape "
+                "(e.g. [3, 32, 32]) or the Model annotation plato.sedna.io/input-shape"
+            )
+    return None
+
+
+def _kind_of_name(architecture: str | None, framework: str | None) -> str:
+    from plato_sedna.models.architectures import kind_of
+    from plato_sedna.models.settings import ModelSettings
+
+    if not architecture:
+        return "plato"
+    try:
+        return kind_of(ModelSettings(architecture=architecture, framework=framework))
+    except ResourceError:
+        return "plato"
+
+
+def default_input_shape(architecture: str | None, kind: str | None) -> tuple[int, ...] | None:
+    """One sample's shape for ONNX export when nothing states it, or None when unknown."""
+    if architecture and kind == "plato":
+        return PLATO_INPUT_SHAPES.get(architecture.split("_")[0])
+    return KIND_INPUT_SHAPES.get(kind or "")
+
+
+def warn_if_not_what_it_says(fmt: str, source: str, url: str | None = None) -> None:
+    """Warn, at start, when the published file is not what its format or url suffix names."""
+    if fmt == "pb":
+        LOGGER.warning(PB_WARNING.format(source=source))
+        return
+    named = format_of_url(url or "")
+    if named is None:
+        return
+    compatible = {"pth", "ultralytics"} if named == "pt" else {ALIASES[named]}
+    if fmt not in compatible:
+        LOGGER.warning(
+            "MODEL_URL %s ends in .%s, but the model is published as %s (%s): the file holds %s",
+            url,
+            named,
+            fmt,
+            source,
+            DESCRIPTIONS[fmt],
+        )
+
+
+DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "pth": "a PyTorch state dict (torch.save)",
+        "safetensors": "a safetensors state dict",
+        "onnx": "an ONNX graph",
+        "pb": "an ONNX graph",
+        "huggingface": "a save_pretrained folder",
+        "ultralytics": "an ultralytics .pt checkpoint",
+    }
+)
+
+
+def _check_fits(fmt: str, model, name: str) -> None:
+    kind = _kind_of_model(model)
+    only = {"huggingface": "Hugging Face", "ultralytics": "ultralytics"}
+    allowed = KIND_FORMATS[kind]
+    if fmt in only and kind != fmt:
+        reason = f"only {only[fmt]} models"
+    elif fmt in NEEDS_INPUT_SHAPE and kind == "huggingface":
+        reason = "a Hugging Face model takes token ids, which this ONNX export does not"
+    else:
+        return
+    raise ResourceError(
+        f"a {type(model).__name__} cannot be published as {name!r}: {reason}; it can be "
+        f"published as: {', '.join(allowed)}"
+    )
 
 
 def _is_huggingface(model) -> bool:
@@ -98,7 +251,7 @@ def write(model, fmt: str, target: Path, input_shape: tuple[int, ...] | None = N
         from safetensors.torch import save_file
 
         save_file(_cpu_state(model), target)
-    elif fmt == "onnx":
+    elif fmt in ("onnx", "pb"):
         _write_onnx(model, target, input_shape)
     elif fmt == "huggingface":
         from plato_sedna.models import huggingface

@@ -17,14 +17,20 @@ from plato_sedna.models.publish import ModelPublisher, PublishSettings
 
 SEDNA_DOWNLOADS = "/downloads/"  # where Sedna's storage initializer puts remote urls, read-only
 PUBLISHED_FOLDER = "published"  # under Plato's model_path: each round's files, kept locally
-# Sample shapes for onnx export when the config gives none.
-DEFAULT_INPUT_SHAPES: Mapping[str, tuple[int, ...]] = {"lenet5": (1, 28, 28)}
-KIND_INPUT_SHAPES: Mapping[str, tuple[int, ...]] = {
-    "torchvision": (3, 224, 224),
-    "ultralytics": (3, 640, 640),
-}
 
 _publishers: dict[str, ModelPublisher] = {}
+
+
+def check_at_start(model_url: str | None, model) -> None:
+    """The aggregator, once its model is built: a format it cannot publish in fails the job now.
+
+    Raises
+    ------
+    ResourceError
+        Naming the format, where it was set and the formats the model can be published in.
+    """
+    if model_url and model_url not in _publishers:
+        _publishers[model_url] = aggregator_publisher(model_url, model)
 
 
 def publish_global_model(
@@ -62,13 +68,21 @@ def aggregator_publisher(model_url: str, model) -> ModelPublisher:
     target = publish_url(model_url, model_resource)
     requested, source = _requested_format(settings, model_resource, target)
     fmt = formats.canonical_format(requested, model, source=source)
+    input_shape = _input_shape(settings)
+    if fmt in formats.NEEDS_INPUT_SHAPE and input_shape is None:
+        raise ResourceError(
+            f"model format {requested!r} ({source}) is an ONNX export, which needs one sample's "
+            "shape: set [parameters.model] input_shape (e.g. [3, 32, 32]) or the Model annotation "
+            "plato.sedna.io/input-shape"
+        )
+    formats.warn_if_not_what_it_says(fmt, source, target)
     return ModelPublisher(
         target,
         worker_storage(),
         Path(Config.params["model_path"]) / PUBLISHED_FOLDER,
         fmt,
         PublishSettings.from_table(runtime_config.table("server", "publish")),
-        input_shape=_input_shape(settings),
+        input_shape=input_shape,
     )
 
 
@@ -96,12 +110,38 @@ def _requested_format(settings, model_resource, target: str) -> tuple[str | None
 
 
 def _input_shape(settings) -> tuple[int, ...] | None:
+    """One sample's shape for onnx: the settings', else the architecture's default."""
     if settings is None:
-        return None
+        model_name = runtime_config.setting("trainer", "model_name")
+        return formats.default_input_shape(model_name, "plato") if model_name else None
     if settings.input_shape:
         return settings.input_shape
-    if settings.architecture in DEFAULT_INPUT_SHAPES:
-        return DEFAULT_INPUT_SHAPES[settings.architecture]
     from plato_sedna.models.architectures import kind_of
 
-    return KIND_INPUT_SHAPES.get(kind_of(settings))
+    return formats.default_input_shape(settings.architecture, kind_of(settings))
+
+
+def format_problem(model_url: str | None) -> str | None:
+    """Why the aggregator could not publish to ``model_url`` in the format asked, or None.
+
+    Builds no model: the kind is read off the architecture's name (for the checks at
+    start, :func:`plato_sedna.preflight.check_model_format`).
+    """
+    if not model_url:
+        return None
+    model_resource = resources.aggregation_model()
+    settings = _settings()
+    target = publish_url(model_url, model_resource)
+    requested, source = _requested_format(settings, model_resource, target)
+    if settings is not None:
+        return formats.check_publishable(
+            requested,
+            settings.model_config or settings.architecture,
+            framework=settings.framework,
+            input_shape=_input_shape(settings),
+            source=source,
+        )
+    model_name = runtime_config.setting("trainer", "model_name")
+    return formats.check_publishable(
+        requested, model_name, input_shape=_input_shape(None), source=source
+    )

@@ -207,6 +207,7 @@ class ModelPublisher:
             **metrics,
             "round": round_number,
             "format": self.format,
+            **({"written_as": formats.WRITTEN_AS[self.format]} if self.format in formats.WRITTEN_AS else {}),
             "version": version,
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

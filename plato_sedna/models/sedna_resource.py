@@ -182,4 +182,10 @@ class ModelFactory:
             settings.sources.get("architecture"),
             f", pretrained weights from {display_url(url)}" if url else "",
         )
-        return build_model(settings, url)
+        model = build_model(settings, url)
+        if runtime_config.sedna("role") == "aggregator":
+            from plato_sedna.models import global_model
+
+            # A format the model cannot be published in fails the job now, not after round 1.
+            global_model.check_at_start(runtime_config.sedna("model_url"), model)
+        return model

@@ -355,7 +355,9 @@ class _JobRun:
             argv = (*ISOLATE_PIDS_PREFIX, *worker.argv)
         else:
             argv = worker.argv
-        logger.info("Starting %s (%s): %s", worker.key, worker.name, shlex.join(argv))
+        shown = worker.argv if worker.view is not None else argv
+        where = f" in its pod's mount namespace (node {worker.view.node})" if worker.view is not None else ""
+        logger.info("Starting %s (%s)%s: %s", worker.key, worker.name, where, shlex.join(shown))
         log = worker.log_path.open("a" if worker.restarts else "w", encoding="utf-8")
         try:
             worker.process = subprocess.Popen(

@@ -202,3 +202,88 @@ def test_an_ultralytics_checkpoint_for_other_classes_is_reheaded(
     assert torch.equal(state["model.0.conv.weight"], before["model.0.conv.weight"])
     assert state["model.24.cv3.0.2.weight"].shape[0] == 2
     assert "has 3 classes and this model 2: its output layer (model.24.*) is replaced" in caplog.text
+
+
+TRAIN_YOLO = """
+import json, sys
+sys.argv = ["plato", "-c", sys.argv[1], "-b", sys.argv[2]]
+from plato.config import Config
+Config()
+import plato_sedna, torch
+from plato.datasources import registry as datasources
+from plato.trainers import registry as trainers
+source = datasources.get()
+trainer = trainers.get()
+before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+trainer.train_model({"epochs": 1, "batch_size": 4}, source.get_train_set(), None)
+after = trainer.model.state_dict()
+print(json.dumps({"nc": trainer.model.yaml["nc"], "names": trainer.model.names,
+                  "changed": any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())}))
+"""
+
+YOLO_CONFIG = """
+[clients]
+total_clients = 1
+per_round = 1
+[server]
+address = "127.0.0.1"
+port = 8000
+[data]
+datasource = "sednaDataResource"
+train_url = "{data_yaml}"
+image_size = 64
+[trainer]
+type = "yolov5"
+rounds = 1
+epochs = 1
+batch_size = 4
+model_name = "sednaModelResource"
+[algorithm]
+type = "fedavg"
+[parameters.model]
+architecture = "yolov5n.yaml"
+"""
+
+
+def two_class_shapes(folder: Path) -> Path:
+    """The demo's generated shapes, squares and triangles merged into one class."""
+    import runpy
+
+    prepare = runpy.run_path(str(REPO / "demos" / "yolov5" / "prepare_data.py"))["prepare_shapes"]
+    prepare(folder, per_edge=8, val=2, side=64)
+    edge = folder / "edge1"
+    for label_file in (edge / "labels").rglob("*.txt"):
+        rows = [row.split() for row in label_file.read_text().splitlines() if row.strip()]
+        label_file.write_text("".join(f"{min(int(r[0]), 1)} {' '.join(r[1:])}\n" for r in rows))
+    config = yaml.safe_load((edge / "data.yaml").read_text())
+    config["names"] = {0: "circle", 1: "polygon"}
+    (edge / "data.yaml").write_text(yaml.safe_dump(config))
+    return edge / "data.yaml"
+
+
+@pytest.mark.slow  # one ultralytics round in a Plato process (~25 s on 2 cores)
+def test_a_yolo_yaml_takes_the_data_class_count_and_trains_a_round(tmp_path: Path) -> None:
+    data_yaml = two_class_shapes(tmp_path / "shapes")
+    config = tmp_path / "config.toml"
+    config.write_text(YOLO_CONFIG.format(data_yaml=data_yaml))
+
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN_YOLO, str(config), str(tmp_path / "base")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(REPO),
+            "YOLO_CONFIG_DIR": str(tmp_path / "ultralytics"),
+        },
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    assert trained["nc"] == 2 and trained["names"] == {"0": "circle", "1": "polygon"}
+    assert trained["changed"]
+    assert f"2 output classes, from the classes of the dataset {data_yaml}" in result.stderr

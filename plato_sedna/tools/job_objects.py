@@ -1,6 +1,8 @@
 """The Kubernetes objects of a Sedna federated job, built from a Plato config and a few facts.
 
-The config goes into a ConfigMap mounted at ``/config``; the hyperparameters it sets
+The config, and every file it includes under the name its include uses, goes into a
+ConfigMap mounted at ``/config`` (or the job names it in
+``spec.aggregationWorker.platoConfig.url``, and the containers name none); the hyperparameters it sets
 go into the pod templates' env as well (DESIGN.md's mapping), where Sedna users
 expect to tune them; each trainer's Dataset is pinned to its edge node.
 """
@@ -66,6 +68,10 @@ class JobRequest:
     token_secret: str | None = None  # mounted as PLATO_SEDNA_TOKEN_FILE in every worker
     tls_secret: str | None = None  # tls.crt/tls.key for the aggregator, ca.crt for the trainers
     he_secret: str | None = None  # fedavg_he's CKKS context, mounted as PLATO_SEDNA_HE_CONTEXT_FILE in every worker
+    # the files the config includes, by the relative names its includes use; they go in the ConfigMap too
+    included_files: Mapping[str, str] = field(default_factory=dict)
+    # spec.aggregationWorker.platoConfig.url: the job names its config; no ConfigMap, no -c
+    config_url: str | None = None
 
     def __post_init__(self) -> None:
         for what, value in (("job name", self.name), ("namespace", self.namespace)):
@@ -160,26 +166,22 @@ def _credential(request: JobRequest, url: str) -> dict[str, str]:
 
 
 def _pod_template(
-    request: JobRequest, container: str, node: str | None, env: list[dict], client_id: int | None = None
+    request: JobRequest, container_name: str, node: str | None, env: list[dict], client_id: int | None = None
 ) -> dict:
     # Trainers sharing a Dataset take partition -i N of it (plato_sedna/partitioning.py).
     client_args = ["-i", str(client_id)] if client_id is not None else []
-    spec: dict[str, Any] = {
-        "serviceAccountName": SERVICE_ACCOUNT,
-        "containers": [
-            {
-                "name": container,
-                "image": request.image,
-                "imagePullPolicy": "IfNotPresent",
-                "args": ["-c", f"{CONFIG_MOUNT}/{request.config_name}", *client_args],
-                "env": env,
-                "volumeMounts": [{"name": "plato-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
-            }
-        ],
-        "volumes": [{"name": "plato-config", "configMap": {"name": config_map_name(request)}}],
-    }
+    container: dict[str, Any] = {"name": container_name, "image": request.image, "imagePullPolicy": "IfNotPresent"}
+    spec: dict[str, Any] = {"serviceAccountName": SERVICE_ACCOUNT, "containers": [container]}
+    if request.config_url is None:
+        container["args"] = ["-c", f"{CONFIG_MOUNT}/{request.config_name}", *client_args]
+    elif client_args:
+        container["args"] = client_args
+    container["env"] = env
+    if request.config_url is None:
+        container["volumeMounts"] = [{"name": "plato-config", "mountPath": CONFIG_MOUNT, "readOnly": True}]
+        spec["volumes"] = [{"name": "plato-config", "configMap": _config_map_volume(request)}]
     add_secret_mounts(
-        spec, request.token_secret, request.tls_secret, aggregator=container == "aggworker", he_secret=request.he_secret
+        spec, request.token_secret, request.tls_secret, aggregator=container_name == "aggworker", he_secret=request.he_secret
     )
     if node:
         spec = {"nodeName": node, **spec}
@@ -188,6 +190,32 @@ def _pod_template(
 
 def config_map_name(request: JobRequest) -> str:
     return f"{request.name}-config"
+
+
+def _config_map_keys(request: JobRequest) -> dict[str, str]:
+    from plato_sedna.tools.config_bundle import config_map_keys
+
+    return config_map_keys([request.config_name, *request.included_files])
+
+
+def _config_map_volume(request: JobRequest) -> dict[str, Any]:
+    """The ConfigMap volume; with ``items`` where a file's key is not its relative path
+    (``parts/data.toml``), so every include resolves where the top config is mounted."""
+    keys = _config_map_keys(request)
+    volume: dict[str, Any] = {"name": config_map_name(request)}
+    if any(key != path for path, key in keys.items()):
+        volume["items"] = [{"key": key, "path": path} for path, key in keys.items()]
+    return volume
+
+
+def _config_map(request: JobRequest) -> dict:
+    texts = {request.config_name: request.config_text, **request.included_files}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(request, config_map_name(request)),
+        "data": {key: texts[path] for path, key in _config_map_keys(request).items()},
+    }
 
 
 def _dataset_name(request: JobRequest, node: str) -> str:
@@ -260,14 +288,8 @@ def job_objects(request: JobRequest) -> list[dict]:
     objects = rbac_objects(request.namespace)
     if request.s3:
         objects.append(_secret(request))
-    objects.append(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": _metadata(request, config_map_name(request)),
-            "data": {request.config_name: request.config_text},
-        }
-    )
+    if request.config_url is None:
+        objects.append(_config_map(request))
     workers = []
     urls = [url for _, url in request.trainers]
     datasets: dict[str, str] = {}  # url -> its Dataset: trainers given the same url share it
@@ -291,6 +313,7 @@ def job_objects(request: JobRequest) -> list[dict]:
         "transmitter": _transmitter(request),
         "aggregationWorker": {
             "model": {"name": model_name},
+            **({"platoConfig": {"url": request.config_url}} if request.config_url else {}),
             "template": _pod_template(request, "aggworker", request.aggregator_node, _aggregator_env(request)),
         },
         "trainingWorkers": workers,

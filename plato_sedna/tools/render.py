@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from plato_sedna.errors import ConfigError, PlatoSednaError
 from plato_sedna.tools.secret_mounts import secret_notes
@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the Dataset, Model and FederatedLearningJob manifests (and RBAC, ConfigMap) "
         "that run a Plato config on a Sedna cluster.",
     )
-    parser.add_argument("-c", "--config", required=True, type=Path, help="the Plato config (TOML or YAML)")
+    parser.add_argument("-c", "--config", type=Path, help="the Plato config (TOML or YAML); the files it includes "
+                        "go with it")
+    parser.add_argument("--config-url", metavar="URL", help="the job's Plato config as "
+                        "spec.aggregationWorker.platoConfig.url (s3://, http(s):// or a path; a relative path is "
+                        "beside job.yaml): no ConfigMap, and the containers name no -c; with -c too, the "
+                        "hyperparameter env comes from that file")
     parser.add_argument("--trainer", action="append", type=_trainer, required=True, metavar="NODE=DATASET_URL",
                         help="an edge node and its dataset (index file, folder or s3:// URL); once per trainer; "
                         "nodes given the same URL share one Dataset, each taking partition -i N of it")
@@ -61,15 +66,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_text(path: Path) -> tuple[str, str, dict]:
-    """(file name, text, loaded config); a YAML config with !include is written flattened as TOML."""
+def _config_files(path: Path) -> tuple[str, str, dict[str, str], dict]:
+    """(file name, text, included files by relative name, loaded config).
+
+    The files a config includes travel with it under the names its includes use. A config
+    including a file above its own folder (``../common.toml``) cannot keep those names in
+    one ConfigMap folder: it is written flattened as TOML instead.
+    """
     from plato_sedna.config import load_config_file, to_toml
+    from plato_sedna.tools.config_bundle import bundle
 
     loaded = load_config_file(path)
-    text = path.read_text(encoding="utf-8")
-    if "!include" in text:
-        return f"{path.stem}.toml", to_toml(loaded), loaded
-    return path.name, text, loaded
+    files = bundle(path)
+    if files.outside():
+        print(
+            f"note: {path} includes {', '.join(files.outside())} from outside its folder; "
+            f"writing it flattened as {path.stem}.toml",
+            file=sys.stderr,
+        )
+        return f"{path.stem}.toml", to_toml(loaded), {}, loaded
+    return files.top, files.files[files.top], files.included, loaded
+
+
+def _config_url(url: str) -> str:
+    from plato_sedna.tools.validate import config_url_problem
+
+    problem = config_url_problem(url)
+    if problem:
+        raise ConfigError(f"--config-url {problem}")
+    return url
 
 
 def _request(args: argparse.Namespace):
@@ -83,12 +108,22 @@ def _request(args: argparse.Namespace):
         if not sep or not name:
             raise ConfigError(f"--env {item!r} is not NAME=VALUE")
         extra_env[name] = value
-    config_name, config_text, config = _config_text(args.config)
+    config_url = _config_url(args.config_url) if args.config_url else None
+    if args.config is None and config_url is None:
+        raise ConfigError("give the Plato config with -c FILE, or --config-url URL (or both)")
+    included: dict[str, str] = {}
+    if args.config is not None:
+        config_name, config_text, included, config = _config_files(args.config)
+    else:
+        config_name, config_text, config = PurePosixPath(config_url).name or "config.toml", "", {}
+    name_source = args.config.stem if args.config is not None else PurePosixPath(config_url).stem
     s3 = S3Credentials(args.s3_secret, args.s3_endpoint, not args.s3_http) if args.s3_secret else None
     return JobRequest(
-        name=args.name or dns_name(args.config.stem),
+        name=args.name or dns_name(name_source),
         config_name=config_name,
         config_text=config_text,
+        included_files=included,
+        config_url=config_url,
         config=config,
         trainers=tuple(args.trainer),
         model_url=args.model_url,
@@ -123,20 +158,37 @@ def _yaml_text(objects: list[dict]) -> str:
     return yaml.dump_all(objects, Dumper=BlockDumper, sort_keys=False, width=120)
 
 
+def _config_files_to_write(request) -> dict[str, str]:
+    """The config files to write beside job.yaml: those the ConfigMap holds, or a relative
+    platoConfig.url's file, each under the name the job finds it by."""
+    if not request.config_text:
+        return {}
+    if request.config_url is None:
+        return {request.config_name: request.config_text, **request.included_files}
+    from plato_sedna.config_source import is_remote
+
+    url = PurePosixPath(request.config_url)
+    if is_remote(request.config_url) or url.is_absolute() or ".." in url.parts:
+        return {}
+    # the included files keep their places relative to the config
+    return {str(url): request.config_text} | {str(url.parent / name): text for name, text in request.included_files.items()}
+
+
 def write_manifests(request, folder: Path) -> Path:
-    """Write ``folder/job.yaml`` and the config beside it; return the job file."""
+    """Write ``folder/job.yaml`` and the config (and the files it includes) beside it; return the job file."""
     from plato_sedna.storage.local import write_atomically
     from plato_sedna.tools.job_objects import job_objects
 
     text = _yaml_text(job_objects(request))
     header = (
-        f"# Rendered by plato-sedna render from {request.config_name}.\n"
+        f"# Rendered by plato-sedna render from {request.config_url or request.config_name}.\n"
         f"#   kubectl apply -f {JOB_FILE}           (on a cluster with Sedna)\n"
         f"#   plato-sedna run {JOB_FILE}            (on this machine)\n"
     )
     job_file = folder / JOB_FILE
     write_atomically(job_file, lambda file: file.write((header + text).encode()))
-    write_atomically(folder / request.config_name, lambda file: file.write(request.config_text.encode()))
+    for name, config_text in _config_files_to_write(request).items():
+        write_atomically(folder / name, lambda file, data=config_text.encode(): file.write(data))
     return job_file
 
 
@@ -148,7 +200,8 @@ def main(argv: list[str]) -> int:
     except PlatoSednaError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return error.exit_code
-    print(f"wrote {job_file} ({len(request.trainers)} trainer(s)) and {job_file.parent / request.config_name}")
+    written = ", ".join(str(job_file.parent / name) for name in _config_files_to_write(request))
+    print(f"wrote {job_file} ({len(request.trainers)} trainer(s))" + (f" and {written}" if written else ""))
     for note in secret_notes(request.name, request.namespace, request.token_secret, request.tls_secret, request.he_secret):
         print(note)
     print(f"check it with: plato-sedna validate {job_file}")

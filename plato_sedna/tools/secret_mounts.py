@@ -54,8 +54,8 @@ def add_secret_mounts(
     container = pod_spec["containers"][0]
     for env, volume, mount in mounts:
         container["env"] = [*container["env"], *env]
-        container["volumeMounts"] = [*container["volumeMounts"], mount]
-        pod_spec["volumes"] = [*pod_spec["volumes"], volume]
+        container["volumeMounts"] = [*container.get("volumeMounts", []), mount]
+        pod_spec["volumes"] = [*pod_spec.get("volumes", []), volume]
 
 
 def secret_notes(

@@ -1,39 +1,75 @@
 """``plato-sedna validate FILE...``: manifests and Plato configs checked before they are applied.
 
 Manifests are checked against Sedna's CRD schemas (fields the apiserver would prune
-included) and against each other: every Dataset and Model a job names exists, each
-container has an image, env values parse as the workers will parse them, and the
-Plato config a job runs (from its ConfigMap, or beside the manifests) loads, resolves
-for both roles and names only datasources, models, trainers and algorithms Plato knows.
-A Plato config can also be checked on its own. Every problem is printed with its file
-and field; the exit status is 1 when there is any.
+included) and against each other: every Dataset, Model and credential Secret a job names
+exists (in the files given, else in the other files of the job file's folder, as Sedna's
+examples keep one object a file), each trainer runs on its Dataset's node, each container
+has an image, env values parse as the workers will parse them, the transmitter list and
+the aggregation trigger make sense for the job, and the Plato config a job runs (from its
+ConfigMap with the files it includes, its ``platoConfig.url``, or beside the manifests)
+loads, resolves for both roles and names only datasources, models, trainers, optimizers
+and algorithms Plato knows. A Plato config can also be checked on its own. Every problem
+is printed with its file and field, whatever the files hold; the exit status is 1 when
+there is an error (warnings and notes do not fail).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from plato_sedna.errors import PlatoSednaError
 
 PROG = "plato-sedna validate"
 SEDNA_GROUP = "sedna.io/"
+SEDNA_KINDS = ("Dataset", "Model", "FederatedLearningJob")
 CONFIG_SUFFIXES = (".toml",)
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+ERROR, WARNING, NOTE = "error", "warning", "note"
 
 
 @dataclass(frozen=True)
 class Problem:
+    """One line of validate's report: an error (exit status 1), a warning or a note."""
+
     file: str
     where: str
     message: str
+    severity: str = ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
+        text = self.message if self.severity == ERROR else f"{self.severity}: {self.message}"
+        return f"{self.file}: {self.where}: {text}" if self.where else f"{self.file}: {text}"
+
+
+def mapping(node: Any) -> Mapping[str, Any]:
+    """``node`` when it is a mapping, else an empty one (its shape is reported elsewhere)."""
+    return node if isinstance(node, Mapping) else {}
+
+
+def items(node: Any) -> list:
+    """``node`` when it is a list, else an empty one."""
+    return node if isinstance(node, list) else []
+
+
+def text(node: Any) -> str | None:
+    """``node`` when it is a non-empty string, else None."""
+    return node if isinstance(node, str) and node else None
+
+
+def dig(node: Any, *keys: str) -> Any:
+    """``node[k1][k2]...``, or None where a step is not a mapping or lacks the key."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node
 
 
 @dataclass(frozen=True)
@@ -46,17 +82,19 @@ class Document:
 
     @property
     def kind(self) -> str | None:
-        return self.body.get("kind") if isinstance(self.body, dict) else None
+        return text(dig(self.body, "kind"))
 
     @property
     def name(self) -> str | None:
-        metadata = self.body.get("metadata") if isinstance(self.body, dict) else None
-        return metadata.get("name") if isinstance(metadata, dict) else None
+        return text(dig(self.body, "metadata", "name"))
 
     @property
     def namespace(self) -> str:
-        metadata = self.body.get("metadata") or {}
-        return metadata.get("namespace") or "default"
+        return text(dig(self.body, "metadata", "namespace")) or "default"
+
+    @property
+    def key(self) -> tuple[str | None, str, str | None]:
+        return (self.kind, self.namespace, self.name)
 
     @property
     def ref(self) -> str:
@@ -64,43 +102,36 @@ class Document:
 
 
 # ---------------------------------------------------------------------------
-# Plato configs
+# Plato configs (plato_sedna/tools/config_checks.py)
 
 
-def config_problems(path: Path, shown_as: str, trainer_count: int = 2) -> list[Problem]:
-    """What keeps the Plato config at ``path`` from running as aggregator and trainer."""
-    from plato_sedna.config import load_config_file, resolve_config
-    from plato_sedna.context import SednaContext
-    from plato_sedna.preflight import registry_problems
+def config_problems(
+    path: Path, shown_as: str, trainer_count: int = 2, role_env: Mapping[str, Mapping[str, str]] | None = None
+) -> list[Problem]:
+    """What keeps the Plato config at ``path`` from running as aggregator and trainer.
 
+    ``trainer_count`` is the job's; 0 for a config checked alone (its clients.total_clients).
+    """
+    from plato_sedna.tools.config_checks import config_messages
+
+    return [
+        Problem(shown_as, where, message, severity)
+        for where, message, severity in config_messages(path, trainer_count, role_env or {})
+    ]
+
+
+def config_url_problem(url: Any) -> str | None:
+    """Why ``url`` cannot name a job's Plato config (s3://, http(s):// or a path), or None."""
+    from plato_sedna.errors import ResourceError
+    from plato_sedna.storage.urls import parse_url
+
+    if not isinstance(url, str) or not url.strip():
+        return f"{url!r} is not a URL; give the config's s3://, http(s):// URL or a path"
     try:
-        raw = load_config_file(path)
-    except PlatoSednaError as error:
-        return [Problem(shown_as, "", str(error))]
-    roles_by_message: dict[str, list[str]] = {}
-    contexts = {
-        "aggregator": {"AGG_BIND_PORT": "7363", "PARTICIPANTS_COUNT": str(trainer_count), "MODEL_URL": "model.pth"},
-        "trainer": {"AGG_IP": "aggregator", "PARTICIPANTS_COUNT": str(trainer_count), "DATASET_NAME": "dataset"},
-    }
-    for role, env in contexts.items():
-        try:
-            resolved = resolve_config(raw, SednaContext.from_env(env))
-        except PlatoSednaError as error:
-            roles_by_message.setdefault(str(error), []).append(role)
-            continue
-        for message in registry_problems(role, _getter(resolved)):
-            roles_by_message.setdefault(message, []).append(role)
-    # one line per problem, naming the roles it stops
-    return [Problem(shown_as, f"as {' and '.join(roles)}", message) for message, roles in roles_by_message.items()]
-
-
-def _getter(config: Mapping[str, Any]):
-    def setting(section: str, key: str, default: Any = None) -> Any:
-        table = config.get(section)
-        value = table.get(key) if isinstance(table, Mapping) else None
-        return default if value is None else value
-
-    return setting
+        parse_url(url)
+    except ResourceError as error:
+        return f"{url!r}: {error}"
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -117,7 +148,7 @@ def _documents(file: Path) -> tuple[list[Document], list[Problem]]:
     return [Document(file, number, body) for number, body in enumerate(bodies, start=1) if body is not None], []
 
 
-def _schema_problems(document: Document, extended: bool) -> list[Problem]:
+def schema_problems(document: Document, extended: bool) -> list[Problem]:
     import jsonschema
 
     from plato_sedna.crd_schemas import crd_for_kind, pruned_paths
@@ -146,188 +177,91 @@ def _schema_problems(document: Document, extended: bool) -> list[Problem]:
 
 
 def _path(parts) -> str:
-    text = ""
+    shown = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(the object)"
+        shown += f"[{part}]" if isinstance(part, int) else (f".{part}" if shown else str(part))
+    return shown or "(the object)"
 
 
-def _env_problems(env: Any, where: str, file: str) -> list[Problem]:
-    from plato_sedna import algorithm_catalog
-    from plato_sedna.context import POD_FILE_ENV, SednaContext
-
-    problems = []
-    for index, variable in enumerate(env if isinstance(env, list) else []):
-        name, value = (variable or {}).get("name"), (variable or {}).get("value")
-        if not isinstance(name, str) or value is None or name in POD_FILE_ENV:  # files of the pod's mounts
-            continue
-        try:
-            SednaContext.from_env({name: str(value)})
-            if name.lower() == algorithm_catalog.ENV_NAME:
-                algorithm_catalog.check_pod_env(str(value))
-        except PlatoSednaError as error:
-            problems.append(Problem(file, f"{where}.env[{index}]", str(error)))
-    return problems
+def _is_sedna(document: Document) -> bool:
+    return str(dig(document.body, "apiVersion") or "").startswith(SEDNA_GROUP) or document.kind in SEDNA_KINDS
 
 
-def _env_values(env: Any) -> tuple[dict[Any, Any], str | None]:
-    """A template's env as name -> value, and the ``aggregation_algorithm`` it chooses (any case), if any."""
-    from plato_sedna import algorithm_catalog
+class Objects:
+    """The objects of the files given, and those of the other manifests in a file's folder.
 
-    values = {(v or {}).get("name"): (v or {}).get("value") for v in (env if isinstance(env, list) else [])}
-    chosen = [v for n, v in values.items() if isinstance(n, str) and n.lower() == algorithm_catalog.ENV_NAME]
-    return values, (str(chosen[0]) if chosen else None)
+    Sedna's examples ``kubectl create`` one object a file: a job file checked alone finds
+    its Dataset, Model and Secret beside it. What is found there is checked like a file
+    given, and a note says where it was found.
+    """
 
-
-class _JobCheck:
-    """Cross-checks of one FederatedLearningJob against the other objects and its config."""
-
-    def __init__(self, job: Document, objects: dict[tuple[str, str, str], Document]) -> None:
-        self.job = job
-        self.objects = objects
-        self.file = str(job.file)
+    def __init__(self, given: dict[tuple, Document], files: list[Path], extended: bool) -> None:
+        self.given = given
+        self.given_files = {file.resolve() for file in files}
+        self.extended = extended
+        self.beside: dict[tuple, Document] = {}  # found in a sibling file, by key
+        self.noted: set[tuple] = set()  # those a note has named
+        self._folders: dict[Path, dict[tuple, Document]] = {}
         self.problems: list[Problem] = []
 
-    def run(self) -> list[Problem]:
-        spec = self.job.body.get("spec") or {}
-        self._reference("Model", spec, ("aggregationWorker", "model", "name"), "spec.aggregationWorker.model.name")
-        if spec.get("pretrainedModel"):
-            self._reference("Model", spec, ("pretrainedModel", "name"), "spec.pretrainedModel.name")
-        self._conditions(spec)
-        workers = spec.get("trainingWorkers") or []
-        if not workers:
-            self._add("spec.trainingWorkers", "is missing or empty; add one entry per edge node, each with dataset.name and template")
-        templates = [("spec.aggregationWorker.template", (spec.get("aggregationWorker") or {}).get("template"))]
-        for index, worker in enumerate(workers):
-            base = f"spec.trainingWorkers[{index}]"
-            self._reference("Dataset", worker, ("dataset", "name"), f"{base}.dataset.name")
-            templates.append((f"{base}.template", (worker or {}).get("template")))
-        checked_configs: set[str] = set()
-        for where, template in templates:
-            self._template(where, template or {}, len(workers), checked_configs)
-        return self.problems
+    def find(self, key: tuple, near: Path) -> Document | None:
+        if key in self.given:
+            return self.given[key]
+        if key in self.beside:
+            return self.beside[key]
+        found = self._folder(near.parent).get(key)
+        if found is not None:
+            self.beside[key] = found
+            if _is_sedna(found):
+                self.problems += schema_problems(found, self.extended)
+        return found
 
-    def _add(self, where: str, message: str) -> None:
-        self.problems.append(Problem(self.file, f"{self.job.ref}: {where}", message))
+    def _folder(self, folder: Path) -> dict[tuple, Document]:
+        resolved = folder.resolve()
+        if resolved not in self._folders:
+            index: dict[tuple, Document] = {}
+            for file in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if file.suffix not in MANIFEST_SUFFIXES or file.resolve() in self.given_files or not file.is_file():
+                    continue
+                documents, _ = _documents(file)  # files that are not manifests are no concern here
+                for document in documents:
+                    if document.kind and document.name:
+                        index.setdefault(document.key, document)
+            self._folders[resolved] = index
+        return self._folders[resolved]
 
-    def _reference(self, kind: str, node: Any, keys: tuple[str, ...], where: str) -> None:
-        for key in keys:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, str) and (kind, self.job.namespace, node) not in self.objects:
-            self._add(where, f"{kind} {self.job.namespace}/{node} is not in the files given; add its manifest")
-
-    def _conditions(self, spec: Mapping[str, Any]) -> None:
-        from plato_sedna.job_conditions import PROPOSAL_FIELDS, server_tables
-
-        annotations = (self.job.body.get("metadata") or {}).get("annotations") or {}
-        fields = {name: spec[name] for name in PROPOSAL_FIELDS if spec.get(name) is not None}
-        try:
-            server_tables(self.job.ref, fields, annotations)
-        except PlatoSednaError as error:
-            self.problems.append(Problem(self.file, self.job.ref, str(error)))
-
-    def _template(self, where: str, template: Mapping[str, Any], trainers: int, checked: set[str]) -> None:
-        pod = template.get("spec") or {}
-        for index, container in enumerate(pod.get("containers") or []):
-            base = f"{where}.spec.containers[{index}]"
-            if not (container or {}).get("image"):
-                self._add(f"{base}.image", "is missing; set the worker image (e.g. plato-sedna:0.1.0)")
-            self.problems += _env_problems((container or {}).get("env"), f"{self.job.ref}: {base}", self.file)
-            self._algorithm_needs(f"{base}.env", (container or {}).get("env"))
-            config = _config_arg((container or {}).get("args") or [])
-            if config and config not in checked:
-                checked.add(config)
-                self._config(f"{base}.args", config, pod, trainers)
-
-    def _algorithm_needs(self, where: str, env: Any) -> None:
-        """What the env's algorithm needs beside it, else the pod stops at start.
-
-        fedavg_he: the job's CKKS context file; fedavg_mpc_*: a round store URL, or the S3
-        transmitter to keep the shares beside.
-        """
-        from plato_sedna import algorithm_catalog
-        from plato_sedna.context import (
-            HE_ALGORITHM,
-            HE_CONTEXT_FILE_ENV,
-            MPC_ALGORITHMS,
-            MPC_STORE_URL_ENV,
-        )
-
-        values, chosen = _env_values(env)
-        if chosen == HE_ALGORITHM and not values.get(HE_CONTEXT_FILE_ENV):
-            self._add(where, (
-                f"{algorithm_catalog.ENV_NAME}={HE_ALGORITHM} needs {HE_CONTEXT_FILE_ENV}: mount the job's CKKS "
-                "context Secret in every pod (`plato-sedna he-context FILE`, then `plato-sedna render --he-secret "
-                "NAME`); `plato-sedna run` gives a local run its own"
-            ))
-        has_s3 = bool(((self.job.body.get("spec") or {}).get("transmitter") or {}).get("s3"))
-        if chosen in MPC_ALGORITHMS and not values.get(MPC_STORE_URL_ENV) and not has_s3:
-            self._add(where, (
-                f"{chosen} keeps a round store of secret shares every worker reads and writes: set "
-                f"{MPC_STORE_URL_ENV} (an s3:// prefix or a folder every pod mounts) in every template, or "
-                "use spec.transmitter.s3 (the store goes beside its payloads); `plato-sedna run` gives a local run its own"
-            ))
-
-    def _config(self, where: str, config: str, pod: Mapping[str, Any], trainers: int) -> None:
-        from plato_sedna.config_source import is_remote
-
-        if is_remote(config):
-            return  # fetched by the workers at start
-        text = self._config_map_text(config, pod)
-        beside = self.job.file.parent / PurePosixPath(config).name
-        if text is None and beside.is_file():
-            text = beside.read_text(encoding="utf-8")
-        if text is None:
-            self._add(where, f"the config {config} is neither in a ConfigMap of these files nor beside {self.job.file.name}")
-            return
-        suffix = PurePosixPath(config).suffix or ".toml"
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"config{suffix}"
-            path.write_text(text, encoding="utf-8")
-            shown = f"{self.file} ({self.job.ref} config {config})"
-            self.problems += config_problems(path, shown, max(trainers, 1))
-
-    def _config_map_text(self, config: str, pod: Mapping[str, Any]) -> str | None:
-        container_mounts = [
-            mount for container in pod.get("containers") or [] for mount in (container or {}).get("volumeMounts") or []
-        ]
-        volumes = {volume.get("name"): volume for volume in pod.get("volumes") or [] if isinstance(volume, dict)}
-        for mount in container_mounts:
-            folder = str(mount.get("mountPath", "")).rstrip("/")
-            if not folder or not config.startswith(folder + "/"):
-                continue
-            map_name = ((volumes.get(mount.get("name")) or {}).get("configMap") or {}).get("name")
-            found = self.objects.get(("ConfigMap", self.job.namespace, map_name))
-            if found is not None:
-                return ((found.body.get("data") or {}).get(config[len(folder) + 1 :]))
-        return None
+    def all(self) -> list[Document]:
+        return [*self.given.values(), *(d for k, d in self.beside.items() if k not in self.given)]
 
 
-def _config_arg(args: list) -> str | None:
-    for index, arg in enumerate(args):
-        if arg in ("-c", "--config") and index + 1 < len(args):
-            return str(args[index + 1])
-        if isinstance(arg, str) and arg.startswith("--config="):
-            return arg.partition("=")[2]
-    return None
+def _internal(file: Path | str, where: str, error: Exception) -> Problem:
+    return Problem(
+        str(file), where,
+        f"validate could not finish this check ({type(error).__name__}: {error}); please report it with the file",
+    )
 
 
 def manifest_problems(files: list[Path], extended: bool = False) -> list[Problem]:
-    """Every problem of the manifests in ``files``, checked together."""
+    """Every problem of the manifests in ``files``, checked together (errors, warnings and notes)."""
+    from plato_sedna.tools.job_checks import JobCheck, credential_problems
+
     documents: list[Document] = []
     problems: list[Problem] = []
     for file in files:
         found, unreadable = _documents(file)
         documents += found
         problems += unreadable
-    objects = {}
+    given: dict[tuple, Document] = {}
     for document in documents:
         if document.kind is None or document.name is None:
-            problems.append(Problem(str(document.file), f"document {document.number}", "has no kind or metadata.name"))
+            problems.append(Problem(
+                str(document.file), f"document {document.number}",
+                "has no kind or metadata.name (each needs a string); give both",
+            ))
             continue
-        key = (document.kind, document.namespace, document.name)
-        if key in objects and objects[key].body != document.body:
-            first = objects[key]
+        key = document.key
+        if key in given and given[key].body != document.body:
+            first = given[key]
             problems.append(
                 Problem(
                     str(document.file),
@@ -336,15 +270,25 @@ def manifest_problems(files: list[Path], extended: bool = False) -> list[Problem
                     "kubectl apply would keep only the last: remove one",
                 )
             )
-        objects[key] = document
-        if str(document.body.get("apiVersion", "")).startswith(SEDNA_GROUP) or document.kind in (
-            "Dataset", "Model", "FederatedLearningJob"
-        ):
-            problems += _schema_problems(document, extended)
-    for document in documents:
-        if document.kind == "FederatedLearningJob" and document.name:
-            problems += _JobCheck(document, objects).run()
-    return problems
+        given[key] = document
+        if _is_sedna(document):
+            try:
+                problems += schema_problems(document, extended)
+            except Exception as error:  # noqa: BLE001 - every problem is a line, never a traceback
+                problems.append(_internal(document.file, document.ref, error))
+    objects = Objects(given, files, extended)
+    for document in list(given.values()):
+        if document.kind == "FederatedLearningJob":
+            try:
+                problems += JobCheck(document, objects).run()
+            except Exception as error:  # noqa: BLE001
+                problems.append(_internal(document.file, document.ref, error))
+    for document in objects.all():
+        try:
+            problems += credential_problems(document, objects)
+        except Exception as error:  # noqa: BLE001
+            problems.append(_internal(document.file, document.ref, error))
+    return problems + objects.problems
 
 
 # ---------------------------------------------------------------------------
@@ -354,14 +298,18 @@ def manifest_problems(files: list[Path], extended: bool = False) -> list[Problem
 def _is_config(file: Path) -> bool:
     if file.suffix in CONFIG_SUFFIXES:
         return True
-    if file.suffix not in (".yml", ".yaml"):
+    if file.suffix not in MANIFEST_SUFFIXES:
         return False
     import yaml
 
     try:
         first = next(yaml.safe_load_all(file.read_text(encoding="utf-8")), None)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False  # reported as a manifest that cannot be read
+        # a YAML config with old Plato's !include, or a manifest that cannot be read (reported)
+        try:
+            return "!include" in file.read_text(encoding="utf-8") and "apiVersion" not in file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
     return isinstance(first, dict) and "kind" not in first and "apiVersion" not in first
 
 
@@ -378,11 +326,14 @@ def main(argv: list[str]) -> int:
     manifests = [file for file in args.files if file not in configs]
     problems = manifest_problems(manifests, args.extended_crds) if manifests else []
     for config in configs:
-        problems += config_problems(config, str(config))
+        problems += config_problems(config, str(config), trainer_count=0)
     for problem in problems:
         print(problem)
-    if problems:
-        print(f"{len(problems)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)
+    errors = [problem for problem in problems if problem.is_error]
+    warnings = len([problem for problem in problems if problem.severity == WARNING])
+    if errors:
+        print(f"{len(errors)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)
         return 1
-    print(f"ok: {len(manifests)} manifest file(s), {len(configs)} config(s)")
+    also = f", {warnings} warning(s)" if warnings else ""
+    print(f"ok: {len(manifests)} manifest file(s), {len(configs)} config(s){also}")
     return 0

@@ -147,10 +147,10 @@ def check_publishable(
     allowed = KIND_FORMATS[kind]
     if key not in allowed:
         reason = "is not a model format" if key not in ALIASES and key != "pt" else (
-            f"cannot be written for a {kind} model"
+            f"cannot be written for {kind} models"
         )
         return (
-            f"model format {fmt!r} ({source}) {reason}; a {kind} model"
+            f"model format {fmt!r} ({source}) {reason}; {kind} models"
             f"{f' ({architecture})' if architecture else ''} can be published as: {', '.join(allowed)}"
         )
     if ALIASES.get(key) in NEEDS_INPUT_SHAPE:

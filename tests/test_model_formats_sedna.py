@@ -131,3 +131,37 @@ def test_a_built_model_is_checked_the_same_way(bert_folder: Path) -> None:
         formats.canonical_format("pb", bert)
     assert formats.canonical_format("pb", lenet) == "pb"
     assert formats.canonical_format("ckpt", lenet) == "pth"
+
+
+def test_the_aggregator_refuses_a_format_at_start(tmp_path: Path) -> None:
+    """In the aggregator's Plato process, building the model checks the format (before any round)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from test_class_counts import BUILD_MODEL, CONFIG
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        CONFIG.format(
+            data="",
+            model='num_classes = 10\nformat = "tflite"',
+            sedna=f'[sedna]\nrole = "aggregator"\nmodel_url = "{tmp_path / "model" / "net.tflite"}"',
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", BUILD_MODEL, str(config), str(tmp_path / "base")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+    )
+
+    assert result.returncode != 0
+    assert (
+        "model format 'tflite' ([parameters.model] format) cannot be published; supported: "
+        "pth, pt, ckpt, safetensors, onnx, pb" in result.stderr
+    )

@@ -77,7 +77,8 @@ def check_classes(model, names: list[str], role: str) -> None:
         raise ConfigError(
             f"the detection model has {outputs} classes but the {role} data has {len(names)} "
             f"({', '.join(names)}): set [parameters.model] num_classes = {len(names)} "
-            "(or the Model's plato.sedna.io/num-classes annotation)"
+            "(or the Model's or the Datasets' plato.sedna.io/num-classes annotation). Unstated, "
+            "the count is read off the job's Datasets, where every worker can read them all"
         )
 
 

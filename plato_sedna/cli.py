@@ -111,6 +111,7 @@ def _start(args: argparse.Namespace) -> int:
     launch.use_he_context(context, server_type)
     launch.use_mpc_store(context, server_type)
     preflight.check_registry_names(context.role)
+    preflight.check_model_format(context.role, context.model_url)  # a format the model cannot take
     if context.role == "aggregator":
         launch.run_aggregator(context.trainer_token, tls)
         return 0

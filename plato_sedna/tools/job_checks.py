@@ -164,6 +164,13 @@ class JobCheck:
         except PlatoSednaError as error:
             self.problems.append(Problem(self.file, self.job.ref, str(error)))
             return
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            # job_conditions reads the shape it documents; another shape is this job's problem
+            self._add("stop condition / aggregation trigger", (
+                f"cannot be read ({type(error).__name__}: {error}): a field holds a value of the wrong type; "
+                "see docs/annotations.md for the shape"
+            ))
+            return
         needed = mapping(tables.get("aggregation_trigger")).get("min_clients")
         if isinstance(needed, int) and 0 < trainers < needed:
             self._add("aggregation trigger", (
@@ -241,6 +248,11 @@ class JobCheck:
             choice = job_transmitter.transmitter_choice(self.job.ref, spec)
         except PlatoSednaError as error:
             self.problems.append(Problem(self.file, "", str(error)))
+            return
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            self._add("transmitter list", (
+                f"cannot be read ({type(error).__name__}: {error}): list {{name, parameters: [{{name, value}}]}} entries"
+            ))
             return
         if choice is None or choice.algorithm is None:
             return

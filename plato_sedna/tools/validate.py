@@ -295,22 +295,29 @@ def manifest_problems(files: list[Path], extended: bool = False) -> list[Problem
 # Command
 
 
-def _is_config(file: Path) -> bool:
+PLATO_SECTIONS = ("clients", "server", "data", "trainer", "algorithm", "parameters", "general", "results")
+
+
+def _kind_of_file(file: Path) -> str:
+    """``config`` (a Plato config), ``manifest``, or ``other`` (a YAML mapping that is neither,
+    such as an ultralytics data YAML beside Sedna's manifests)."""
     if file.suffix in CONFIG_SUFFIXES:
-        return True
+        return "config"
     if file.suffix not in MANIFEST_SUFFIXES:
-        return False
+        return "manifest"
     import yaml
 
     try:
-        first = next(yaml.safe_load_all(file.read_text(encoding="utf-8")), None)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        # a YAML config with old Plato's !include, or a manifest that cannot be read (reported)
-        try:
-            return "!include" in file.read_text(encoding="utf-8") and "apiVersion" not in file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return False
-    return isinstance(first, dict) and "kind" not in first and "apiVersion" not in first
+        content = file.read_text(encoding="utf-8")
+        first = next(yaml.safe_load_all(content), None)
+    except (OSError, UnicodeDecodeError):
+        return "manifest"  # reported as a manifest that cannot be read
+    except yaml.YAMLError:
+        # old Plato's !include is not plain YAML; anything else is a manifest that cannot be read
+        return "config" if "!include" in content and "apiVersion" not in content else "manifest"
+    if not isinstance(first, dict) or "kind" in first or "apiVersion" in first:
+        return "manifest"
+    return "config" if any(section in first for section in PLATO_SECTIONS) else "other"
 
 
 def main(argv: list[str]) -> int:
@@ -322,9 +329,15 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"{PROG}: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    configs = [file for file in args.files if _is_config(file)]
-    manifests = [file for file in args.files if file not in configs]
+    kinds = {file: _kind_of_file(file) for file in args.files}
+    configs = [file for file in args.files if kinds[file] == "config"]
+    manifests = [file for file in args.files if kinds[file] == "manifest"]
     problems = manifest_problems(manifests, args.extended_crds) if manifests else []
+    problems += [
+        Problem(str(file), "", f"skipped: neither a Kubernetes manifest nor a Plato config (no kind, no {PLATO_SECTIONS[0]}, "
+                f"{PLATO_SECTIONS[3]}, ... section)", NOTE)
+        for file in args.files if kinds[file] == "other"
+    ]
     for config in configs:
         problems += config_problems(config, str(config), trainer_count=0)
     for problem in problems:

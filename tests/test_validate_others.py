@@ -209,6 +209,21 @@ def test_an_unknown_optimizer_is_an_error_naming_the_known_ones(
     assert status == 1 and "trainer.optimizer = 'FedProx' is not an optimizer Plato knows" in output
 
 
+def test_an_env_optimizer_without_a_config_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    job_file = as_the_shell_gives_it(SEDNA / "surface_defect_detection", tmp_path / "sdd")
+    job = yaml.safe_load(job_file.read_text())
+    workers = job["spec"]["trainingWorkers"]
+    workers[0]["template"]["spec"]["containers"][0]["env"].append({"name": "optimizer", "value": "FedProx"})
+    workers[1]["template"]["spec"]["containers"][0]["env"].append({"name": "optimizer", "value": "auto"})  # ultralytics'
+    job_file.write_text(yaml.safe_dump(job))
+
+    status, output = validate_here(capsys, str(job_file))
+
+    assert status == 1
+    assert "trainingWorkers[0].template.spec.containers[0].env: env optimizer = 'FedProx' is not an optimizer" in output
+    assert "trainingWorkers[1].template" not in output
+
+
 # ---------------------------------------------------------------------------
 # Odd shapes at every level: lines, never a traceback
 

@@ -193,6 +193,16 @@ class JobCheck:
             use = configs.setdefault(config, _ConfigUse(f"{base}.args", pod)) if config else None
             if use is not None:
                 use.role_env.setdefault(role, hyperparameter_env(env))
+            elif role == "trainer" and dig(self.job.body, "spec", "aggregationWorker", "platoConfig") is None:
+                self._env_optimizer(f"{base}.env", env)  # with a config, checked with its trainer type
+
+    def _env_optimizer(self, where: str, env: Any) -> None:
+        from plato_sedna.tools.config_checks import ULTRALYTICS_TRAINERS, optimizer_problem
+
+        optimizer = next((v for n, v in env_values(env)[0].items() if n.lower() == "optimizer" and v is not None), None)
+        problem = optimizer_problem(optimizer, None, "env optimizer")
+        if optimizer is not None and problem and optimizer_problem(optimizer, ULTRALYTICS_TRAINERS[0]):
+            self._add(where, problem)
 
     def _env(self, where: str, env: Any) -> None:
         from plato_sedna import algorithm_catalog

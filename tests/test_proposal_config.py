@@ -119,7 +119,7 @@ def test_the_placeholder_name_edgeX_is_refused_as_kubernetes_would(tmp_path: Pat
     assert "metadata.name 'edgeX-surface-defect-detection-dataset'; give it a name of lowercase letters" in result.stderr
 
 
-@pytest.mark.slow  # the config's 500 MistNet back epochs on the aggregator: 5-7 min on 2 shared cores
+@pytest.mark.slow  # the config's 500 MistNet back epochs on the aggregator: 2-7 min on 2 shared cores
 def test_the_proposals_job_runs_its_config_beside_the_manifests(tmp_path: Path, shapes_data: Path) -> None:
     text = JOB.read_text()
     assert 'url: "sdd_rcnn.yml"' in text and "command" not in text
@@ -147,7 +147,7 @@ def with_s3_credentials(job_text: str, endpoint: str) -> str:
     return yaml.safe_dump(job, sort_keys=False)
 
 
-@pytest.mark.slow  # the config's 500 MistNet back epochs on the aggregator: 5-7 min on 2 shared cores
+@pytest.mark.slow  # the config's 500 MistNet back epochs on the aggregator: 2-7 min on 2 shared cores
 def test_the_proposals_job_runs_its_config_from_s3(
     tmp_path: Path, shapes_data: Path, s3_server, s3_client, s3_bucket
 ) -> None:
@@ -167,7 +167,7 @@ def test_the_proposals_job_runs_its_config_from_s3(
         assert ANY_SECRET_ACCESS_KEY not in log
 
 
-@pytest.mark.slow  # the config's 500 MistNet back epochs on the aggregator: 5-7 min on 2 shared cores
+@pytest.mark.slow  # the config's 500 MistNet back epochs on the aggregator: 2-7 min on 2 shared cores
 def test_plain_plato_runs_sdd_rcnn_with_one_simulated_client(tmp_path: Path, shapes_data: Path) -> None:
     manifests = tmp_path / "manifests"
     manifests.mkdir()

@@ -67,7 +67,7 @@ def noniid_config(**data: object) -> dict:
         "clients": {"total_clients": 3},
         "server": {},
         "data": {key: value for key, value in (base | data).items() if value is not None},
-        "trainer": {},
+        "trainer": {"rounds": 1},
         "algorithm": {"type": "fedavg"},
     }
 

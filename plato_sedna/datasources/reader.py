@@ -13,7 +13,14 @@ from plato_sedna.datasources.formats.detect import detect, format_named
 from plato_sedna.datasources.formats.folders import read_image_folders, split_folders
 from plato_sedna.datasources.formats.tables import read_text_table
 from plato_sedna.datasources.formats.txt import read_txt_index
-from plato_sedna.datasources.formats.yolo import YoloLayout, find_data_yaml, read_yolo
+from plato_sedna.datasources.formats.yolo import (
+    YAML_SUFFIXES,
+    YoloLayout,
+    find_data_yaml,
+    read_unlisted_yolo,
+    read_yolo,
+    unlisted_root,
+)
 from plato_sedna.datasources.labels import ClassHints
 from plato_sedna.datasources.options import ReadOptions
 from plato_sedna.datasources.samples import Origin, Samples
@@ -134,13 +141,21 @@ def _read_format(
         return DatasetParts(kind, table, None)
     if fmt == "folders":
         return _read_folders(located.path, origin, options)
-    data_yaml = (
-        located.path
-        if located.path.is_file()
-        else find_data_yaml(located.path, origin, options)
-    )
-    layout, train, test = read_yolo(data_yaml, options)
+    if located.path.is_file():
+        layout, train, test = read_yolo(located.path, options)
+    elif _without_data_yaml(located.path, options):
+        layout, train, test = read_unlisted_yolo(located.path, options)
+    else:
+        data_yaml = find_data_yaml(located.path, origin, options)
+        layout, train, test = read_yolo(data_yaml, options)
     return DatasetParts(kind, train, test, layout)
+
+
+def _without_data_yaml(folder: Path, options: ReadOptions) -> bool:
+    """A YOLO folder with no data YAML at its top, but ``images/`` beside ``labels/``."""
+    if options.data_yaml or any(p.suffix in YAML_SUFFIXES for p in folder.iterdir()):
+        return False
+    return unlisted_root(folder) is not None
 
 
 def _read_folders(root: Path, origin: Origin, options: ReadOptions) -> DatasetParts:

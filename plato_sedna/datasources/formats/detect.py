@@ -13,7 +13,7 @@ from plato_sedna.datasources.formats.columns import (
 )
 from plato_sedna.datasources.formats.folders import has_class_folders
 from plato_sedna.datasources.formats.single_file import single_file
-from plato_sedna.datasources.formats.yolo import YAML_SUFFIXES
+from plato_sedna.datasources.formats.yolo import YAML_SUFFIXES, unlisted_root
 from plato_sedna.datasources.options import ReadOptions
 from plato_sedna.errors import ResourceError
 
@@ -72,6 +72,8 @@ def _in_folder(folder: Path, declared: str, options: ReadOptions) -> tuple[str, 
         return declared, folder
     if options.data_yaml or any(p.suffix in YAML_SUFFIXES for p in folder.iterdir()):
         return "yolo", folder
+    if unlisted_root(folder) is not None:  # images/ beside labels/: coco128 as unzipped
+        return "yolo", folder
     if has_class_folders(folder):
         return "folders", folder
     indexes = [
@@ -81,7 +83,7 @@ def _in_folder(folder: Path, declared: str, options: ReadOptions) -> tuple[str, 
         return SUFFIX_FORMATS[indexes[0].suffix], indexes[0]
     raise ResourceError(
         f"{options.dataset}: cannot tell the format of the folder {folder}: it holds no data "
-        "YAML, no class folders of images, and not exactly one index (.txt, .csv, .jsonl); "
+        "YAML, no images/ beside labels/ (YOLO), no class folders of images, and not exactly one index (.txt, .csv, .jsonl); "
         "name the format with plato.sedna.io/format or point the url at the index"
     )
 

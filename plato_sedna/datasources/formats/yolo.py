@@ -1,5 +1,10 @@
 """The ultralytics (YOLO) layout: a data YAML naming ``images/`` folders or lists, ``labels/`` beside them.
 
+A folder without a data YAML is read too when it (or its one sub-folder: coco128
+unpacks as ``coco128/images/train2017``) holds ``images/`` beside ``labels/``: the
+splits are the folders under ``images/``, the classes the Dataset's (``num-classes``,
+``classes``) or else as many as the largest class id in the labels says.
+
 Each sample is an image with its label rows (``class cx cy w h``, normalised). Its
 target, for samplers and the stratified split, is the class it has most boxes of
 (the lowest on a tie; 0 for an image without boxes).
@@ -7,6 +12,7 @@ target, for samplers and the stratified split, is the class it has most boxes of
 
 from __future__ import annotations
 
+import logging
 import os
 from array import array
 from collections import Counter
@@ -17,14 +23,20 @@ from typing import Any
 import yaml
 
 from plato_sedna.datasources.entries import escapes_root
-from plato_sedna.datasources.formats.folders import is_image_name
+from plato_sedna.datasources.formats.folders import is_image_name, subfolders
 from plato_sedna.datasources.formats.single_file import single_file
 from plato_sedna.datasources.formats.txt import read_txt_index
 from plato_sedna.datasources.options import ReadOptions
 from plato_sedna.datasources.samples import Origin, Samples
 from plato_sedna.errors import ResourceError
 
+LOGGER = logging.getLogger(__name__)
+
 YAML_SUFFIXES = (".yaml", ".yml")
+IMAGES_FOLDER = "images"
+LABELS_FOLDER = "labels"
+# Split folders under images/ (ultralytics' own names, coco's train2017/val2017), by prefix.
+_TEST_SPLIT_PREFIXES = ("val", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,8 @@ class YoloLayout:
     Attributes
     ----------
     data_yaml : Path
-        The data YAML as found (it may sit in the read-only download cache).
+        The data YAML as found (it may sit in the read-only download cache); the
+        dataset's folder itself when it has none (``config`` is then made up).
     root : Path
         The folder its ``train``/``val`` entries are relative to.
     config : dict
@@ -147,9 +160,135 @@ def read_yolo(
     origin = Origin(dataset, str(data_yaml), str(data_yaml.parent))
     config = _load_yaml(data_yaml, origin)
     root = _root(config, data_yaml.parent, origin)
-    names = _names(config, origin)
-    layout = YoloLayout(data_yaml, root, config, names)
-    split_origin = Origin(dataset, str(data_yaml), str(root))
+    layout = YoloLayout(data_yaml, root, config, _names(config, origin))
+    return _read_layout(layout, options)
+
+
+def unlisted_root(folder: Path) -> Path | None:
+    """Where a folder without a data YAML keeps ``images/`` beside ``labels/``: the folder
+    itself or its one sub-folder that does (None: neither)."""
+    if _pairs_images_and_labels(folder):
+        return folder
+    nested = [
+        folder / name
+        for name in subfolders(folder)
+        if _pairs_images_and_labels(folder / name)
+    ]
+    return nested[0] if len(nested) == 1 else None
+
+
+def _pairs_images_and_labels(folder: Path) -> bool:
+    return (folder / IMAGES_FOLDER).is_dir() and (folder / LABELS_FOLDER).is_dir()
+
+
+def read_unlisted_yolo(
+    folder: Path, options: ReadOptions
+) -> tuple[YoloLayout, Samples, Samples | None]:
+    """A YOLO dataset with no data YAML (Sedna's coco128 example): ``images/<split>/``
+    with ``labels/<split>/``, read as a data YAML naming those folders would be.
+
+    ``train`` is every split folder but ``val*``/``test*`` (all of ``images/`` when it has
+    none); ``val`` the first ``val*`` (else ``test*``) folder. The classes are the
+    Dataset's (``classes``, ``num_classes``), else ``0..n-1`` for the largest class id
+    ``n-1`` in the label files; a warning says which.
+
+    Raises
+    ------
+    ResourceError
+        When neither ``folder`` nor one sub-folder holds ``images/`` beside ``labels/``,
+        or the labels name no class and the Dataset gives none.
+    """
+    root = unlisted_root(folder)
+    origin = Origin(options.dataset, str(folder), str(folder))
+    if root is None:
+        raise ResourceError(
+            f"{origin.where()}: no data YAML and no {IMAGES_FOLDER}/ beside {LABELS_FOLDER}/ "
+            "(in it or in one sub-folder); give the data YAML"
+        )
+    config = _unlisted_splits(root)
+    names, told = _unlisted_names(root, options, origin)
+    config["names"] = dict(enumerate(names))
+    val = config.get("val", "none (a held-out part of train is tested)")
+    LOGGER.warning(
+        "%s: no data YAML found in %s; reading %s as YOLO data (train %s, val %s) with %d "
+        "class(es) %s. Give a data YAML (plato.sedna.io/data-yaml) or the classes "
+        "(plato.sedna.io/classes, plato.sedna.io/num-classes) to say otherwise",
+        options.dataset,
+        folder,
+        root,
+        config["train"],
+        val,
+        len(names),
+        told,
+    )
+    return _read_layout(YoloLayout(root, root, config, names), options)
+
+
+def _unlisted_splits(root: Path) -> dict[str, Any]:
+    images = root / IMAGES_FOLDER
+    names = subfolders(images)
+    loose = any(is_image_name(name) for name in os.listdir(images))
+    if not names or loose:
+        return {"train": IMAGES_FOLDER}
+    tests = [name for name in names if name.lower().startswith(_TEST_SPLIT_PREFIXES)]
+    trains = [name for name in names if name not in tests]
+    config: dict[str, Any] = {}
+    if not trains:  # only val/test folders: train on them, test on a held-out part
+        trains, tests = tests, []
+    paths = [f"{IMAGES_FOLDER}/{name}" for name in trains]
+    config["train"] = paths[0] if len(paths) == 1 else paths
+    val = sorted(tests, key=lambda name: not name.lower().startswith("val"))
+    if val:
+        config["val"] = f"{IMAGES_FOLDER}/{val[0]}"
+    return config
+
+
+def _unlisted_names(
+    root: Path, options: ReadOptions, origin: Origin
+) -> tuple[tuple[str, ...], str]:
+    """The class names and where they came from (for the warning)."""
+    declared = options.hints.declared()
+    if declared is not None:
+        how = "named" if options.hints.classes is not None else "counted"
+        return declared, f"as the Dataset's settings {how} them"
+    largest = _largest_class_id(root / LABELS_FOLDER)
+    if largest is None:
+        raise ResourceError(
+            f"{origin.where()}: no data YAML, and the label files under {root / LABELS_FOLDER} "
+            "name no class; give the number of classes (plato.sedna.io/num-classes) or a data YAML"
+        )
+    return (
+        tuple(str(i) for i in range(largest + 1)),
+        f"from the labels (largest class id {largest} + 1; a class no label uses is not counted)",
+    )
+
+
+def _largest_class_id(labels: Path) -> int | None:
+    """The largest class id of any row in the ``.txt`` files under ``labels`` (rows that are
+    not ``class x y w h`` are left for :func:`read_label_rows` to report)."""
+    largest = None
+    for folder, subfolders_, files in os.walk(labels):
+        subfolders_.sort()
+        for name in files:
+            if not name.endswith(".txt"):
+                continue
+            try:
+                text = (Path(folder) / name).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            for line in text.splitlines():
+                first = line.split(maxsplit=1)[:1]
+                if first and first[0].isdigit():
+                    value = int(first[0])
+                    largest = value if largest is None else max(largest, value)
+    return largest
+
+
+def _read_layout(
+    layout: YoloLayout, options: ReadOptions
+) -> tuple[YoloLayout, Samples, Samples | None]:
+    config = layout.config
+    split_origin = Origin(options.dataset, str(layout.data_yaml), str(layout.root))
     train = _split(config, "train", layout, split_origin, options)
     test_key = "val" if config.get("val") else "test"
     test = (

@@ -6,6 +6,12 @@ Layout, for ``MODEL_URL = s3://bucket/models/net.pth`` (or a local path)::
     models/round-0003/net.pth, round-0003/metrics.json   one folder per published round
     models/latest             the newest round folder's name (a text object)
 
+A ``MODEL_URL`` that names a folder (see :func:`is_folder_url`: it ends in ``/``, is
+an existing local folder, or its last part has no suffix, as Sedna's ``url: /model``)
+holds all of it: ``/model/model.<ext>``, ``/model/metrics.json``, ``/model/latest``,
+``/model/round-NNNN/`` (and the aggregator's ``/model/.plato-sedna-resume/``), never
+its parent, which on a node is the hostPath Sedna mounts.
+
 Every file is first written under a local folder (the model stays there when
 publishing fails), then put in place atomically: a temporary file renamed
 (local), or a temporary key copied into place and deleted (s3). Versions come
@@ -22,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from plato_sedna.errors import ConfigError, PlatoSednaError, ResourceError
@@ -41,20 +47,62 @@ __all__ = [
     "METRICS_FILENAME",
     "ModelPublisher",
     "PublishSettings",
+    "is_folder_url",
+    "model_folder",
     "model_path",
     "publish",
     "write_atomically",
 ]
 
 
-def model_path(model_url: str) -> Path:
-    """The local file a ``MODEL_URL`` names (a folder gets ``model.pth`` inside)."""
+def _local_path(model_url: str) -> Path | None:
+    """The local path of a path or ``file://`` URL; None for a remote one."""
     if "://" in model_url and not model_url.startswith("file://"):
+        return None
+    return Path(model_url.removeprefix("file://"))
+
+
+def is_folder_url(model_url: str) -> bool:
+    """Whether ``model_url`` names a folder to publish into, not a model file.
+
+    A folder: a url ending in ``/``; an existing local folder; or a url whose last part
+    has no suffix (``/model``, ``s3://bucket/models/digits``), whether or not it exists
+    yet. An existing local file is a file, suffix or not.
+    """
+    if model_url.endswith("/"):
+        return True
+    local = _local_path(model_url)
+    if local is not None and local.exists():
+        return local.is_dir()
+    last = model_url.rstrip("/").rpartition("/")[2]
+    return not PurePosixPath(last).suffix
+
+
+def model_folder(model_url: str) -> str:
+    """The folder (a path or URL, no trailing ``/``) that holds the model and what goes beside it."""
+    trimmed = model_url.rstrip("/") or "/"
+    if is_folder_url(model_url):
+        return trimmed
+    parent = trimmed.rpartition("/")[0]
+    return parent or ("/" if trimmed.startswith("/") else ".")
+
+
+def model_path(model_url: str, fmt: str | None = None) -> Path:
+    """The local file a ``MODEL_URL`` names (a folder gets ``model.<ext>`` of ``fmt`` inside).
+
+    Without ``fmt``, a folder's ``model.*`` file already there (else ``model.pth``).
+    """
+    local = _local_path(model_url)
+    if local is None:
         raise ResourceError(f"MODEL_URL {model_url} is remote; it has no local path")
-    path = Path(model_url.removeprefix("file://"))
-    if model_url.endswith("/") or path.is_dir():
-        return path / DEFAULT_MODEL_FILENAME
-    return path
+    if not is_folder_url(model_url):
+        return local
+    if fmt is not None:
+        return local / formats.file_name(DEFAULT_MODEL_STEM, fmt)
+    for suffix in dict.fromkeys(formats.SUFFIXES.values()):
+        if (local / (DEFAULT_MODEL_STEM + suffix)).is_file():
+            return local / (DEFAULT_MODEL_STEM + suffix)
+    return local / DEFAULT_MODEL_FILENAME
 
 
 def publish(model_url: str, state_dict: Mapping, metrics: Mapping) -> Path:
@@ -116,14 +164,13 @@ class Destination:
         trimmed = model_url.rstrip("/")
         if fmt == "huggingface":
             return cls(trimmed, "")
-        local_dir = "://" not in model_url and Path(model_url).is_dir()
-        if model_url.endswith("/") or local_dir:
-            return cls(trimmed, formats.file_name(DEFAULT_MODEL_STEM, fmt))
+        if is_folder_url(model_url):
+            return cls(model_folder(model_url), formats.file_name(DEFAULT_MODEL_STEM, fmt))
         folder, _, entry = trimmed.rpartition("/")
         return cls(folder, entry)
 
     def url(self, *parts: str) -> str:
-        return "/".join((self.folder, *(part for part in parts if part)))
+        return "/".join((self.folder.rstrip("/"), *(part for part in parts if part)))
 
 
 class ModelPublisher:

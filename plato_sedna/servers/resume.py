@@ -102,8 +102,10 @@ def weights_name(round_number: int) -> str:
 
 def remote_folder(model_url: str, job: str | None) -> str:
     """The folder beside the published model that mirrors the job's resume record."""
-    parent = model_url if model_url.endswith("/") else model_url.rpartition("/")[0] or "."
-    return f"{parent.rstrip('/')}/{REMOTE_FOLDER}/{job or 'job'}"
+    from plato_sedna.models.publish import model_folder
+
+    # a folder url (``/model``, ``s3://bucket/models/``) holds it, never its parent
+    return f"{model_folder(model_url).rstrip('/')}/{REMOTE_FOLDER}/{job or 'job'}"
 
 
 def save_checkpoint(folder: Path, record: ResumeRecord, weights) -> list[Path]:

@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json says when it was not available)",
     )
     parser.add_argument(
+        "--nodes",
+        metavar="DIR",
+        type=Path,
+        dest="node_root",
+        help="give each node its own filesystem: node N's hostPath /x is DIR/N/x on this "
+        "machine (Datasets on their nodeName, the Model on the aggregator's node, where it "
+        "is published), bound at the GlobalManager's /home/data/... in each worker's mount "
+        "namespace; relative urls stay paths here. Implies --isolate-nodes; needs root or "
+        "unprivileged user namespaces",
+    )
+    parser.add_argument(
         "--lc-server",
         metavar="URL",
         type=_http_url,
@@ -127,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             lc_server=args.lc_server,
             tls=args.tls,
             isolate_nodes=args.isolate_nodes,
+            node_root=args.node_root,
         )
     except PlatoSednaError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

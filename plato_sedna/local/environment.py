@@ -23,7 +23,7 @@ from plato_sedna.context import (
     TOKEN_ENV,
     TOKEN_FILE_ENV,
 )
-from plato_sedna.local.isolation import DATA_PATH_PREFIX_ENV, HOST_PATH_PREFIX, container_url
+from plato_sedna.local.isolation import DATA_PATH_PREFIX_ENV, HOST_PATH_PREFIX, container_url, on_node_root
 from plato_sedna.local.manifests import JobSpec, WorkerSpec
 
 logger = logging.getLogger(__name__)
@@ -90,13 +90,36 @@ def worker_urls(job: JobSpec, worker: WorkerSpec, workdir: Path) -> dict[str, tu
     return urls
 
 
-def hostpath_mounts(job: JobSpec, worker: WorkerSpec, workdir: Path) -> list[tuple[str, str]]:
-    """(host folder, container folder) of each hostPath volume the GM gives this worker's pod."""
+def manifest_urls(job: JobSpec, worker: WorkerSpec) -> dict[str, str]:
+    """The urls of :func:`worker_urls` as the manifests write them (env name -> url)."""
+    urls = {"MODEL_URL": job.model.url}
+    if job.pretrained_model is not None:
+        urls["PRETRAINED_MODEL_URL"] = job.pretrained_model.url
+    if worker.dataset is not None:
+        urls["TRAIN_DATASET_URL"] = worker.dataset.url
+    if job.agg_data_path is not None:
+        urls["AGG_DATA_PATH"] = job.agg_data_path
+    return urls
+
+
+def hostpath_mounts(
+    job: JobSpec, worker: WorkerSpec, workdir: Path, node_dir: Path | None = None
+) -> list[tuple[str, str]]:
+    """(host folder, container folder) of each hostPath volume the GM gives this worker's pod.
+
+    With node_dir (the worker's node under ``--nodes``), the host folder of a url the
+    manifests write as an absolute path is that folder under node_dir.
+    """
     mounts = []
-    for url, by_initializer in worker_urls(job, worker, workdir).values():
+    written = manifest_urls(job, worker)
+    for name, (url, by_initializer) in worker_urls(job, worker, workdir).items():
         mount = container_url(url, download_by_initializer=by_initializer)
-        if mount.host_dir is not None:
-            mounts.append((mount.host_dir, mount.mount_path))
+        if mount.host_dir is None:
+            continue
+        host_dir = mount.host_dir
+        if node_dir is not None and on_node_root(written[name]):
+            host_dir = str(Path(node_dir) / host_dir.lstrip("/")).rstrip("/") + "/"
+        mounts.append((host_dir, mount.mount_path))
     return mounts
 
 

@@ -12,6 +12,11 @@ A node, locally, holds the folders of the Datasets whose ``nodeName`` is that no
 and the Models' folders (a Model's hostPath must exist on every node that runs a pod
 using it). A worker runs on its template's ``spec.nodeName``, else (a trainer) on its
 Dataset's node, else (the aggregator) on a node of its own.
+
+With a node root (``plato-sedna run --nodes DIR``) each node has its own filesystem:
+an absolute hostPath ``/x`` of a pod on node N is ``DIR/N/x`` on this machine (the
+aggregator without a ``nodeName`` is on ``DIR/_aggregator``), bound where the GM mounts
+``/x``'s folder; relative urls stay paths on this machine, as without it.
 """
 
 import logging
@@ -34,6 +39,8 @@ DATA_PATH_PREFIX_ENV = "DATA_PATH_PREFIX"  # hostPathPrefixEnvKey
 DOWNLOAD_PREFIX = "/downloads"  # downloadInitalizerPrefix
 INITIALIZER_SCHEMES = ("s3", "http", "https")  # supportStorageInitializerURLSchemes
 AGGREGATOR_NODE = "(aggregator's node)"
+# Under a node root, the folder of an aggregator whose template names no node.
+AGGREGATOR_NODE_FOLDER = "_aggregator"
 
 
 @dataclass(frozen=True)
@@ -128,19 +135,41 @@ def worker_node(worker, job) -> str:
 
 
 def node_folders(job, host_url) -> tuple[dict[str, set[str]], set[str]]:
-    """Each node's Dataset folders, and the Models' folders every node holds (host paths, with /)."""
+    """Each node's Dataset folders, and the Models' folders every node holds (host paths, with /).
+
+    host_url maps a manifest url to a path on this machine, or to None for a url this
+    split does not cover (under a node root, the absolute ones: each node has its own).
+    """
     nodes: dict[str, set[str]] = {}
     for trainer in job.trainers:
-        mount = container_url(host_url(trainer.dataset.url, "dataset"))
-        if mount.host_dir:
+        url = host_url(trainer.dataset.url, "dataset")
+        mount = container_url(url) if url is not None else None
+        if mount is not None and mount.host_dir:
             nodes.setdefault(trainer.dataset.node_name, set()).add(mount.host_dir)
     shared = set()
     models = [("model", job.model.url), *([("pretrained", job.pretrained_model.url)] if job.pretrained_model else [])]
     for what, url in models:
-        mount = container_url(host_url(url, what))
-        if mount.host_dir:
+        url = host_url(url, what)
+        mount = container_url(url) if url is not None else None
+        if mount is not None and mount.host_dir:
             shared.add(mount.host_dir)
     return nodes, shared
+
+
+def on_node_root(url: str) -> bool:
+    """Whether a manifest's url is an absolute hostPath, which a node root places under its node."""
+    return not urlsplit(url).scheme and url.startswith("/")
+
+
+def node_folder(node_root: Path, node: str) -> Path:
+    """A node's filesystem under the node root: ``DIR/<node>`` (``DIR/_aggregator`` for the aggregator's own)."""
+    return Path(node_root) / (AGGREGATOR_NODE_FOLDER if node == AGGREGATOR_NODE else node)
+
+
+def node_path(node_root: Path, node: str, host_path: str) -> str:
+    """hostPath ``/x`` on a node, as a path on this machine: ``DIR/<node>/x`` (a trailing / kept)."""
+    mapped = str(node_folder(node_root, node) / host_path.lstrip("/"))
+    return mapped + "/" if host_path.endswith("/") and not mapped.endswith("/") else mapped
 
 
 def on_node(folder: str, node_folders_: Iterable[str]) -> bool:

@@ -34,7 +34,7 @@ from plato_sedna.local.environment import (
 from plato_sedna.local.manifests import JobSpec
 from plato_sedna.local.plot import PLOT_NAME, write_progress_plot
 from plato_sedna.models.formats import ALIASES
-from plato_sedna.models.publish import METRICS_FILENAME, model_path
+from plato_sedna.models.publish import METRICS_FILENAME, Destination, model_path
 from plato_sedna.servers.progress import PROGRESS_MARKER
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ def run_job(
     lc_server: str | None = None,
     tls: bool = False,
     isolate_nodes: bool = False,
+    node_root: Path | None = None,
 ) -> int:
     """Run a job's aggregator and trainers as local processes until the job ends.
 
@@ -167,6 +168,12 @@ def run_job(
         Give each worker its node's hostPath folders at ``/home/data/...`` with the GM's
         ``/home/data`` urls and ``DATA_PATH_PREFIX``, and hide every other Dataset folder
         (plato_sedna.local.isolation); summary.json says when this machine cannot.
+    node_root : Path | None (default: None)
+        ``--nodes``: each node's filesystem is ``node_root/<node>``. An absolute hostPath
+        url ``/x`` of a worker on node N is ``node_root/N/x``, bound at the GM's
+        ``/home/data`` path; the aggregator publishes to its node's folder (the
+        ``model_url`` in summary.json). Implies ``isolate_nodes``; without mount
+        namespaces the run fails at start (PlatoSednaError).
 
     Wherever a mount namespace can be made (root, or unprivileged user namespaces),
     each worker has its own /etc/hosts naming the aggregation Service, and trainers
@@ -195,7 +202,8 @@ def run_job(
         out=out or sys.stdout,
         lc_server=lc_server,
         tls=tls,
-        isolate_nodes=isolate_nodes,
+        isolate_nodes=isolate_nodes or node_root is not None,
+        node_root=node_root,
     )
     return run.execute()
 
@@ -215,8 +223,10 @@ class _JobRun:
         lc_server: str | None = None,
         tls: bool = False,  # --tls: the aggregator link over TLS, with throwaway certificates
         isolate_nodes: bool = False,
+        node_root: Path | None = None,  # --nodes: each node's filesystem under node_root/<node>
     ) -> None:
         self.job = job
+        self.node_root = Path(node_root).resolve() if node_root is not None else None
         self.isolate_nodes = isolate_nodes
         self.isolation_reason: str | None = None if isolate_nodes else "not asked for (--isolate-nodes)"
         self.namespaces: isolation.Namespaces | None = None
@@ -234,7 +244,7 @@ class _JobRun:
         self.interrupted_by: str | None = None
         self.output_lock = threading.Lock()
         self.started = time.monotonic()
-        self.model_url = local_url(job.model.url, workdir)
+        self.model_url = self._model_host_url()
         self.outputs_before = {path: _fingerprint(path) for path in self._local_outputs()}
 
     def execute(self) -> int:
@@ -282,6 +292,33 @@ class _JobRun:
                 worker.view = self._node_view(spec, argv, folder)
             self.workers.append(worker)
 
+    def _model_host_url(self) -> str:
+        """Where the aggregator's MODEL_URL is on this machine: under its node with ``--nodes``."""
+        url = self.job.model.url
+        if self.node_root is not None and isolation.on_node_root(url):
+            return isolation.node_path(self.node_root, self._aggregator_node(), url)
+        return local_url(url, self.workdir)
+
+    def _aggregator_node(self) -> str:
+        return isolation.worker_node(self.job.aggregator, self.job)
+
+    def _check_node_root(self) -> None:
+        """``--nodes`` needs the pods' mount namespaces: fail at start, saying why, where there are none."""
+        if self.node_root is None:
+            return
+        if not self.node_root.is_dir():
+            raise PlatoSednaError(
+                f"--nodes {self.node_root}: no such folder; make it, with one folder per node "
+                "(e.g. edge1/data/1.txt for a Dataset url /data/1.txt on node edge1)"
+            )
+        if not self.isolate_nodes:
+            raise PlatoSednaError(
+                f"--nodes {self.node_root} binds each node's folders where Sedna mounts them "
+                f"(/home/data/...), in each worker's own mount namespace, which this machine "
+                f"cannot give: {self.isolation_reason}. Run as root (or allow unprivileged user "
+                "namespaces), or run without --nodes, with the hostPaths at their own paths here"
+            )
+
     def _plan_namespaces(self) -> None:
         """Mount namespaces where this machine allows them: the Service name, and nodes if asked."""
         self.namespaces = isolation.mount_namespaces()
@@ -300,6 +337,7 @@ class _JobRun:
                 aggregation_service(self.job),
                 self.namespaces.reason,
             )
+        self._check_node_root()
 
     def _node_view(self, spec, argv: tuple[str, ...], folder: Path) -> isolation.NodeView:
         """The mount namespace of a worker's pod: its /etc/hosts, and its node's folders."""
@@ -308,16 +346,26 @@ class _JobRun:
         if not self.isolate_nodes:
             return isolation.NodeView(node, hosts)
 
-        def host_url(url: str, what: str) -> str:
+        def host_url(url: str, what: str) -> str | None:
+            if self.node_root is not None and isolation.on_node_root(url):
+                return None  # on each node's own filesystem under the node root
             return local_url(url, self.workdir if what == "model" else self.job.source_dir)
 
         nodes, shared = isolation.node_folders(self.job, host_url)
         for model_folder in shared:  # outputs: the aggregator publishes there
             Path(model_folder).mkdir(parents=True, exist_ok=True)
         held = nodes.get(node, set()) | shared
+        node_dir = isolation.node_folder(self.node_root, node) if self.node_root is not None else None
+        if node_dir is not None and isolation.on_node_root(self.job.model.url):
+            # The Model's folder is an output: made on each node that runs a pod using it.
+            model_dir = isolation.container_url(self.job.model.url).host_dir
+            Path(isolation.node_path(self.node_root, node, model_dir)).mkdir(parents=True, exist_ok=True)
         mounts = []
-        for host_dir, mount_path in hostpath_mounts(self.job, spec, self.workdir):
-            present = isolation.on_node(host_dir, held) and Path(host_dir).is_dir()
+        for host_dir, mount_path in hostpath_mounts(self.job, spec, self.workdir, node_dir):
+            if node_dir is not None and _inside(host_dir, node_dir):
+                present = Path(host_dir).is_dir()  # a node holds what its folder holds
+            else:
+                present = isolation.on_node(host_dir, held) and Path(host_dir).is_dir()
             if not present:
                 logger.warning(
                     "%s: worker %s runs on node %s, which does not hold %s: its pod sees an empty %s "
@@ -331,6 +379,8 @@ class _JobRun:
         needed += [local_url(value, self.job.source_dir) for name, value in spec.env if name in LOCAL_FILE_ENV and value]
         needed += [str(Path(sys.executable).parent), *shared]
         every = set().union(*nodes.values()) if nodes else set()
+        if self.node_root is not None:
+            every.add(str(self.node_root) + "/")  # other nodes' filesystems: only under /home/data
         hidden = isolation.hidden_folders(every, needed)
         return isolation.NodeView(node, hosts, tuple(mounts), hidden, isolate_nodes=True)
 
@@ -493,13 +543,23 @@ class _JobRun:
         self.interrupted_by = signal.Signals(signum).name
 
     def _local_outputs(self) -> list[Path]:
-        """The model (a file, or a Hugging Face folder) and its metrics.json, when local."""
+        """The model (a file, or a Hugging Face folder) and its metrics.json, when local.
+
+        The file the aggregator's publisher writes (``Destination``): in a folder url,
+        ``model`` with the format's suffix (``model.pb`` for pb).
+        """
         if is_remote_url(self.model_url) and not self.model_url.startswith("file://"):
             return []
-        if ALIASES.get(self.job.model.format.strip().lower()) == "huggingface":
-            folder = Path(self.model_url.removeprefix("file://"))
+        fmt = ALIASES.get(self.job.model.format.strip().lower())
+        url = self.model_url.removeprefix("file://")
+        if fmt == "huggingface":
+            folder = Path(url)
             return [folder, folder / METRICS_FILENAME]  # the folder holds both
-        model = model_path(self.model_url)
+        if fmt is None:  # "pt" or no format: the model decides; model.pth in a folder
+            model = model_path(url)
+        else:
+            destination = Destination.of(url, fmt)
+            model = Path(destination.url(destination.entry))
         return [model, model.parent / METRICS_FILENAME]
 
     def _published(self, path: Path) -> bool:
@@ -565,6 +625,7 @@ class _JobRun:
             "agg_ip": self.agg_host,
             "node_isolation": self.isolate_nodes,
             "node_isolation_reason": None if self.isolate_nodes else self.isolation_reason,
+            "node_root": str(self.node_root) if self.node_root is not None else None,
             "stop_reason": metrics.get("stop_reason"),
             "trainer_events": metrics.get("trainer_events", []),
             "workers": {
@@ -596,6 +657,10 @@ class _JobRun:
             parts.append(f"model {summary['model_url']}")
         parts.append(f"summary {summary_path}")
         self._print(f"{job} succeeded: {', '.join(parts)}")
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return (path.rstrip("/") + "/").startswith(str(folder).rstrip("/") + "/")
 
 
 def _node_name(node: str) -> str | None:

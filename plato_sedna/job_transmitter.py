@@ -9,6 +9,10 @@ The CRD example of the Plato-in-Sedna discussion names the transmitters of a job
             - {name: sync_frequency, value: "10"}
         - name: adaptive_freezing
 
+On Sedna's own CRDs (which prune unknown spec fields) the annotation
+``plato.sedna.io/transmitter-list`` holds the same list as JSON or YAML text, and wins
+over the spec fields, as the stop condition's annotation does.
+
 ``simple`` is the plain exchange of weights; ``adaptive_freezing`` and ``adaptive_sync``
 are the catalogue's algorithms of the same names (docs/algorithms.md). A list may hold
 ``simple`` beside one adaptive transmitter, not both adaptive ones (each is its own
@@ -29,11 +33,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import yaml
+
 from plato_sedna.errors import ConfigError
 
 LOGGER = logging.getLogger(__name__)
 
 LIST_FIELDS = (("transimitter", "transimitter_list"), ("transmitter", "transmitter_list"))
+LIST_ANNOTATION = "plato.sedna.io/transmitter-list"
 SIMPLE = "simple"
 ADAPTIVE = ("adaptive_freezing", "adaptive_sync")
 NAMES = (SIMPLE, *ADAPTIVE)
@@ -61,7 +68,15 @@ class TransmitterChoice:
     where: str = ""
 
 
-def _list_node(spec: Mapping[str, Any]) -> tuple[Any, str] | None:
+def _list_node(job_ref: str, spec: Mapping[str, Any], annotations: Mapping[str, str]) -> tuple[Any, str] | None:
+    if annotations.get(LIST_ANNOTATION):
+        try:
+            return yaml.safe_load(annotations[LIST_ANNOTATION]), f"annotation {LIST_ANNOTATION}"
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"{job_ref}: annotation {LIST_ANNOTATION} is not JSON or YAML ({error.__class__.__name__}); "
+                "fix the annotation's text"
+            ) from None
     for outer, inner in LIST_FIELDS:
         node = spec.get(outer)
         if isinstance(node, Mapping) and node.get(inner) is not None:
@@ -128,8 +143,13 @@ def _keys(name: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     return keys
 
 
-def transmitter_choice(job_ref: str, spec: Mapping[str, Any]) -> TransmitterChoice | None:
+def transmitter_choice(
+    job_ref: str, spec: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+) -> TransmitterChoice | None:
     """The job's transmitter list as Plato keys; None when the job has no list.
+
+    ``spec`` holds the job's spec fields (``transimitter``/``transmitter`` at least);
+    ``annotations`` the job's, whose ``plato.sedna.io/transmitter-list`` wins.
 
     Raises
     ------
@@ -137,7 +157,7 @@ def transmitter_choice(job_ref: str, spec: Mapping[str, Any]) -> TransmitterChoi
         For an unknown transmitter name, both adaptive transmitters, a malformed
         parameter, or two entries setting one key to different values.
     """
-    found = _list_node(spec)
+    found = _list_node(job_ref, spec, annotations or {})
     if found is None:
         return None
     node, where = found

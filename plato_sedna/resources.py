@@ -274,7 +274,7 @@ def _job_facts(pod: _Pod) -> JobFacts | None:
         job.agg_data_path,
         tuple(dataset_names),
         client_ids,
-        transmitter_choice(job.ref, job.proposal_fields),
+        transmitter_choice(job.ref, job.proposal_fields, job.annotations),
         job.config_url,
         tuple(aggregator_env),
     )

@@ -92,3 +92,11 @@ def test_the_env_wins_over_the_job_list() -> None:
     config = resolve_config({}, SednaContext.from_env(env), _facts(_discussion_spec()))
     assert config["trainer"]["epochs"] == 1
     assert config["clients"]["type"] == "adaptive_freezing"
+
+
+def test_the_annotation_carries_the_list_on_sednas_own_crds() -> None:
+    annotations = {"plato.sedna.io/transmitter-list": '[{"name": "adaptive_sync"}]'}
+    choice = transmitter_choice(REF, _discussion_spec(), annotations)
+    assert (choice.algorithm, choice.where) == ("adaptive_sync", "annotation plato.sedna.io/transmitter-list")
+    with pytest.raises(ConfigError, match="is not JSON or YAML"):
+        transmitter_choice(REF, {}, {"plato.sedna.io/transmitter-list": "[unclosed"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -18,7 +18,7 @@ from plato_sedna.datasources.labels import code_labels, listed
 from plato_sedna.datasources.options import ReadOptions
 from plato_sedna.datasources.samples import Origin, Samples
 from plato_sedna.errors import ResourceError
-from plato_sedna.storage import SUPPORTED_SCHEMES
+from plato_sedna.storage import SUPPORTED_SCHEMES, display_url
 
 LOGGER = logging.getLogger(__name__)
 
@@ -61,12 +61,33 @@ def checked_samples(listed_: Listed, origin: Origin, options: ReadOptions) -> Sa
     root = origin.local_root
     if root is not None:
         missing = _missing(entries, url_set, root, options.data_path_prefix)
+        if missing and origin.remote_root:
+            origin, missing = _fetched_from_remote(entries, missing, origin)
         if missing:
             listed_ = _without_missing(listed_, missing, origin, options)
     if not listed_.entries:
         raise ResourceError(f"{origin.where()} lists no samples; the dataset is empty")
     targets, classes = code_labels(listed_.labels, listed_.lines, origin, options.hints)
     return Samples(listed_.entries, targets, classes, listed_.lines, origin)
+
+
+def _fetched_from_remote(
+    entries: list[str], missing: list[int], origin: Origin
+) -> tuple[Origin, list[int]]:
+    """The origin with relative entries resolved against ``origin.remote_root`` (when some
+    are not beside the local copy of the index), and the missing entries that still are
+    (absolute ones)."""
+    absolute = [i for i in missing if entries[i].startswith("/")]
+    if len(absolute) == len(missing):
+        return origin, missing
+    LOGGER.info(
+        "%s: %d listed file(s) are not beside this copy of the index (Sedna's storage "
+        "initializer downloads the index alone); relative entries are fetched from %s",
+        origin.where(),
+        len(missing) - len(absolute),
+        display_url(origin.remote_root),
+    )
+    return replace(origin, root=origin.remote_root, remote_root=None), absolute
 
 
 def _check_no_nul(listed_: Listed, origin: Origin) -> None:

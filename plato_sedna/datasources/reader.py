@@ -58,6 +58,7 @@ class _Located:
     path: Path
     root: str
     file: str
+    remote_root: str | None = None
 
 
 def read_dataset(
@@ -122,7 +123,7 @@ def _read_url(
     fmt, path = detect(located.path, declared, options)
     if path != located.path:
         located = replace(located, path=path, file=str(path))
-    origin = Origin(settings.dataset, located.file, located.root)
+    origin = Origin(settings.dataset, located.file, located.root, located.remote_root)
     return _read_format(fmt, located, origin, options)
 
 
@@ -200,5 +201,13 @@ def _locate(
         return _Located(url, path, str(path), str(path))
     if is_remote(url) and not is_archive(url):
         # an index fetched on its own: its relative entries are fetched from beside it
-        return _Located(url, path, url.rsplit("/", 1)[0] + "/", display_url(url))
+        return _Located(url, path, _folder_url(url), display_url(url))
+    original = settings.train_origin_url if key == "train_url" else None
+    if original and not is_archive(original):
+        # a local copy of a remote index (Sedna's /downloads/...): what is not beside it is there
+        return _Located(url, path, str(path.parent), str(path), _folder_url(original))
     return _Located(url, path, str(path.parent), str(path))
+
+
+def _folder_url(url: str) -> str:
+    return url.rsplit("/", 1)[0] + "/"

@@ -20,11 +20,15 @@ class Origin:
         The index (or folder, or data YAML) the entries were read from.
     root : str
         What relative entries resolve against: a local folder, or a remote URL ending in ``/``.
+    remote_root : str | None
+        A remote URL ending in ``/`` that relative entries missing under a local ``root``
+        are fetched from (the folder of the remote url ``file`` is a copy of), if any.
     """
 
     dataset: str
     file: str
     root: str
+    remote_root: str | None = None
 
     def where(self, line: int = 0) -> str:
         """``dataset: file`` or ``dataset: file, line N``, the start of every error message."""

@@ -92,6 +92,10 @@ class DataSettings:
     random_seed: int = DEFAULT_SEED
     skip_missing: bool = False
     source: Mapping[str, str] = field(default_factory=dict)
+    # The Dataset's remote spec.url when train_url is a local copy of it (Sedna's storage
+    # initializer downloads an s3/http index alone into /downloads): relative entries
+    # missing beside the copy are fetched from beside this url.
+    train_origin_url: str | None = None
 
     @property
     def hints(self) -> ClassHints:
@@ -159,7 +163,18 @@ def resolve_settings(
                 source[key] = layer.where(key)
                 chosen[key] = _checked(key, value, source[key])
     name = _dataset_name(dataset, chosen)
-    return DataSettings(dataset=name, source=source, **chosen)
+    origin_url = _copied_from(dataset, chosen.get("train_url"))
+    return DataSettings(
+        dataset=name, source=source, train_origin_url=origin_url, **chosen
+    )
+
+
+def _copied_from(dataset: DatasetSpec | None, train_url: str | None) -> str | None:
+    """The Dataset's remote url when the local ``train_url`` stands for it (a copy, such as
+    the ``/downloads/<bucket>/<key>`` Sedna's storage initializer writes)."""
+    if dataset is None or not train_url or is_remote(train_url):
+        return None
+    return dataset.url if is_remote(dataset.url) else None
 
 
 def _resource_layers(

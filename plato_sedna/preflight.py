@@ -89,6 +89,47 @@ def check_model_url(model_url: str | None) -> None:
             f"MODEL_URL {display_url(model_url)} is an {location.scheme} URL, which the aggregator "
             "cannot publish the model to; use s3://BUCKET/KEY or a path on a mounted volume"
         )
+    if "://" not in model_url or model_url.startswith("file://"):
+        check_model_folder_writable(model_url)
+
+
+DOWNLOADS = "/downloads/"  # Sedna's storage initializer's read-only copy: published to the Model's own url
+HOSTPATH_PREFIX = "/home/data"  # where Sedna mounts hostPath urls (DATA_PATH_PREFIX)
+
+
+def check_model_folder_writable(model_url: str) -> None:
+    """Raise ConfigError when this process cannot create or write the folder it publishes into.
+
+    The message names the folder (and the node's host folder for Sedna's ``/home/data``
+    mounts), this process's uid and the fix.
+    """
+    import os
+    from pathlib import Path
+
+    from plato_sedna.models.publish import model_folder
+    from plato_sedna.tools.node_paths import nearest_existing
+
+    path = model_url.removeprefix("file://")
+    if path.startswith(DOWNLOADS):
+        return
+    folder = Path(model_folder(path))
+    existing = nearest_existing(folder.absolute())
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else "?"
+    host = str(folder)
+    if host.startswith(HOSTPATH_PREFIX + "/"):
+        host = host.removeprefix(HOSTPATH_PREFIX)
+    why = (
+        f"{existing} is not a folder" if existing.exists() and not existing.is_dir()
+        else f"{existing} is not writable by uid {uid}"
+    )
+    create = f"sudo mkdir -p {host} && " if existing != folder.absolute() else ""
+    raise ConfigError(
+        f"the aggregator (uid {uid}) cannot write the Model folder {folder} (MODEL_URL {model_url}): {why}. "
+        f"On the aggregator's node run `{create}sudo chown {uid} {host}` (the image runs as uid 1000), "
+        "or add an initContainer running as root that does it on the mounted folder"
+    )
 
 
 def check_model_format(role: str, model_url: str | None) -> None:

@@ -90,9 +90,11 @@ class JobCheck:
     def run(self) -> list[Problem]:
         spec = mapping(self.job.body.get("spec"))
         aggregation = mapping(spec.get("aggregationWorker"))
-        self._reference("Model", dig(aggregation, "model", "name"), "spec.aggregationWorker.model.name")
+        model = self._reference("Model", dig(aggregation, "model", "name"), "spec.aggregationWorker.model.name")
+        pretrained = None
         if spec.get("pretrainedModel"):
-            self._reference("Model", dig(spec, "pretrainedModel", "name"), "spec.pretrainedModel.name")
+            pretrained = self._reference("Model", dig(spec, "pretrainedModel", "name"), "spec.pretrainedModel.name")
+        placed: list[tuple[str | None, str | None]] = []  # (node, dataset url) of each trainer
         workers = self._workers(spec.get("trainingWorkers"))
         self._conditions(spec, len(workers))
         templates = [("spec.aggregationWorker.template", aggregation.get("template"), "aggregator")]
@@ -103,6 +105,11 @@ class JobCheck:
             dataset = self._reference("Dataset", dig(worker, "dataset", "name"), f"{base}.dataset.name")
             self._same_node(base, worker, dataset)
             templates.append((f"{base}.template", worker.get("template"), "trainer"))
+            node = text(dig(worker, "template", "spec", "nodeName"))
+            if dataset is not None:
+                node = node or text(dig(dataset.body, "spec", "nodeName"))
+            placed.append((node, text(dig(dataset.body, "spec", "url")) if dataset is not None else None))
+        self._model_storage(model, pretrained, text(dig(aggregation, "template", "spec", "nodeName")), placed)
         configs: dict[str, _ConfigUse] = {}
         for where, template, role in templates:
             self._template(where, mapping(template), role, configs)
@@ -141,6 +148,51 @@ class JobCheck:
             return None
         self.problems += _found_note(self.job, found, self.objects, f"{self.job.ref}: {where}")
         return found
+
+    def _model_storage(
+        self, model: Document | None, pretrained: Document | None, aggregator_node: str | None,
+        placed: list[tuple[str | None, str | None]],
+    ) -> None:
+        """What Sedna needs of the Model's url before the pods start: an s3 object the storage
+        initializer can download, or hostPath folders on the nodes, writable by uid 1000."""
+        from plato_sedna.tools import node_paths
+
+        url = text(dig(model.body, "spec", "url")) if model is not None else None
+        if url is None:
+            return
+        where = f"{model.ref}: spec.url"
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme in ("s3", "http", "https"):
+            self._add_at(model, where, (
+                f"Sedna's storage initializer downloads {url} into the aggregator and every trainer before they "
+                "start, and fails (Failed to fetch files) while nothing is there: publish an initial model first "
+                "(plato-sedna render ... --seed-model, or copy any model file there) before kubectl apply"
+            ), WARNING)
+        if not node_paths.is_host_path(url) or not url.startswith("/"):
+            return  # a relative path is for plato-sedna run (beside job.yaml); the nodes cannot tell
+        if url.endswith("/"):
+            self._add_at(model, where, (
+                f"ends in '/': Sedna mounts host {url} at /home/data/ and gives MODEL_URL=/home/data{url.rstrip('/')}, "
+                "a folder inside it; leave the slash out (a url without a suffix is a folder)"
+            ), WARNING)
+        pretrained_url = text(dig(pretrained.body, "spec", "url")) if pretrained is not None else None
+        for folder in node_paths.node_folders(url, aggregator_node, placed, pretrained_url):
+            if not folder.folder.startswith("/"):
+                continue
+            if not folder.writable:
+                self._add_at(model, where, f"hostPath: {folder.line()}", NOTE)
+                continue
+            self._add_at(model, where, f"hostPath: {folder.line()}", WARNING)
+            here = Path(folder.folder)
+            writable = node_paths.writable_by(here) if here.is_dir() else None
+            if writable is False:
+                self._add_at(model, where, (
+                    f"{folder.folder} exists on this machine and is not writable by uid {node_paths.IMAGE_UID} "
+                    f"(the image's user): sudo chown {node_paths.IMAGE_UID} {folder.folder}, here and on the node"
+                ), WARNING)
+
+    def _add_at(self, document: Document, where: str, message: str, severity: str) -> None:
+        self.problems.append(Problem(str(document.file), where, message, severity))
 
     def _same_node(self, base: str, worker: Mapping[str, Any], dataset: Document | None) -> None:
         """A trainer runs on its Dataset's node (Sedna's LocalController there serves the data)."""
@@ -255,7 +307,10 @@ class JobCheck:
         from plato_sedna import job_transmitter
 
         try:
-            choice = job_transmitter.transmitter_choice(self.job.ref, spec)
+            annotations = dig(self.job.body, "metadata", "annotations")
+            choice = job_transmitter.transmitter_choice(
+                self.job.ref, spec, annotations if isinstance(annotations, Mapping) else {}
+            )
         except PlatoSednaError as error:
             self.problems.append(Problem(self.file, "", str(error)))
             return

@@ -41,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trainer", action="append", type=_trainer, required=True, metavar="NODE=DATASET_URL",
                         help="an edge node and its dataset (index file, folder or s3:// URL); once per trainer; "
                         "nodes given the same URL share one Dataset, each taking partition -i N of it")
-    parser.add_argument("--model-url", required=True, help="where the aggregator publishes the model (MODEL_URL)")
+    parser.add_argument("--model-url", required=True, help="where the aggregator publishes the model (MODEL_URL); "
+                        "a url ending in / or without a suffix (/model) is a folder that holds model.<ext> and "
+                        "metrics.json")
+    parser.add_argument("--seed-model", action="store_true", help="publish the untrained model at an s3:// "
+                        "--model-url now (S3_ENDPOINT_URL, ACCESS_KEY_ID, SECRET_ACCESS_KEY from this shell): "
+                        "Sedna's storage initializer downloads the Model's url before every worker starts and "
+                        "fails while nothing is there")
     parser.add_argument("--name", help="the job's name (default: from the config's file name)")
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--image", default="plato-sedna:0.1.0", help="the worker image (default: %(default)s)")
@@ -192,6 +198,33 @@ def write_manifests(request, folder: Path) -> Path:
     return job_file
 
 
+def _seed(args: argparse.Namespace, request) -> list[str]:
+    """Publish the initial model when asked (``--seed-model``); the lines to print."""
+    from plato_sedna.tools.seed_model import needs_seed, seed
+
+    if not needs_seed(request.model_url):
+        return ["note: --seed-model: a hostPath Model url needs no seed (nothing is downloaded); see below"] if (
+            args.seed_model
+        ) else []
+    if not args.seed_model:
+        return [
+            f"note: Sedna downloads the Model url {request.model_url} into every worker before it starts, and the "
+            "pods fail (Failed to fetch files) while nothing is there: render again with --seed-model, or put an "
+            "initial model there, before kubectl apply"
+        ]
+    if request.model_url.split("://", 1)[0].lower() != "s3":
+        raise ConfigError(f"--seed-model publishes to s3:// urls; {request.model_url} cannot be written to")
+    url = seed(request.model_url, request.config, architecture=request.architecture, model_format=request.model_format)
+    return [f"seeded {url} with the untrained model (round 0): the storage initializer will find it"]
+
+
+def node_notes(request) -> list[str]:
+    """What every node must hold for the job's hostPath urls (the GM mounts them with type Directory)."""
+    from plato_sedna.tools.node_paths import hostpath_notes
+
+    return hostpath_notes(request)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -202,6 +235,13 @@ def main(argv: list[str]) -> int:
         return error.exit_code
     written = ", ".join(str(job_file.parent / name) for name in _config_files_to_write(request))
     print(f"wrote {job_file} ({len(request.trainers)} trainer(s))" + (f" and {written}" if written else ""))
+    try:
+        seeded = _seed(args, request)
+    except PlatoSednaError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    for line in seeded + node_notes(request):
+        print(line)
     for note in secret_notes(request.name, request.namespace, request.token_secret, request.tls_secret, request.he_secret):
         print(note)
     print(f"check it with: plato-sedna validate {job_file}")

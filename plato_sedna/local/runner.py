@@ -583,6 +583,7 @@ class _JobRun:
             "rounds": _is_int,
             "accuracy": _is_number,
             "stop_reason": lambda v: isinstance(v, str),
+            "tested_on": lambda v: isinstance(v, str),
             "trainer_events": lambda v: isinstance(v, list),
         }
         return {key: metrics[key] for key, check in checks.items() if check(metrics.get(key))}
@@ -620,6 +621,7 @@ class _JobRun:
             "status": status,
             "rounds": metrics.get("rounds", progress.round if progress else None),
             "accuracy": metrics.get("accuracy", progress.accuracy if progress else None),
+            "tested_on": metrics.get("tested_on"),  # "not tested ..." when accuracy is None
             "model_url": self._published_model(status),
             "elapsed_s": round(time.monotonic() - self.started, 3),
             "agg_ip": self.agg_host,
@@ -653,6 +655,8 @@ class _JobRun:
             parts.append(f"{summary['rounds']} rounds")
         if summary["accuracy"] is not None:
             parts.append(f"accuracy {summary['accuracy']:.4f}")
+        elif summary["rounds"]:
+            parts.append("accuracy: not tested")
         if summary["model_url"] is not None:
             parts.append(f"model {summary['model_url']}")
         parts.append(f"summary {summary_path}")

@@ -7,7 +7,9 @@ back, and the whole model is published like any other. ``extra_metrics()`` adds
 epsilon, the cut layer and each trainer's upload size to ``metrics.json``.
 An ultralytics detector's back is trained with ultralytics' loss instead
 (:mod:`plato_sedna.algorithms.yolo_back`) and tested with ultralytics' validation
-through the model's own forward, which binarises at the cut (the split's hooks).
+through the model's own forward, which binarises at the cut (the split's hooks);
+without a test set it is not tested and reports no accuracy (None, ``tested_on``
+"not tested ..."), never 0.0.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from plato_sedna.algorithms import mistnet
 from plato_sedna.algorithms.features import FeatureSet
 from plato_sedna.algorithms.randomized_response import Binarize
 from plato_sedna.algorithms.yolo_split import YoloSplit
+from plato_sedna.servers.progress import NOT_TESTED
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,7 +76,10 @@ class Server(fedavg.Server):
             self.accuracy = self._train_and_test_detector(uploads)
         else:
             self.accuracy = self._train_and_test_classifier(uploads)
-        LOGGER.info("[%s] MistNet model accuracy: %.2f%% (tested on %s)", self, 100 * self.accuracy, self.tested_on)
+        if self.accuracy is None:
+            LOGGER.info("[%s] MistNet model %s", self, self.tested_on)
+        else:
+            LOGGER.info("[%s] MistNet model accuracy: %.2f%% (tested on %s)", self, 100 * self.accuracy, self.tested_on)
         self.clients_processed()
         self.callback_handler.call_event("on_clients_processed", self)
 
@@ -85,7 +91,7 @@ class Server(fedavg.Server):
         back_trainer.train(features, torch.utils.data.RandomSampler(features))  # reshuffled every epoch
         return self._test(uploads, features)
 
-    def _train_and_test_detector(self, uploads) -> float:
+    def _train_and_test_detector(self, uploads) -> float | None:
         """An ultralytics model: train the back with ultralytics' loss, test with ultralytics' validation."""
         from plato_sedna.algorithms import yolo_back
         from plato_sedna.algorithms.yolo_features import DetectionFeatureSet
@@ -101,9 +107,9 @@ class Server(fedavg.Server):
         table = runtime_config.table("parameters", "ultralytics") or {}
         yolo_back.train_back(split, features, training, table, self.trainer.device)
         if self.testset is None:
-            self.tested_on = "nothing (no test set: set TEST_DATASET_URL on the aggregator)"
+            self.tested_on = f"{NOT_TESTED} (no test set: set TEST_DATASET_URL on the aggregator)"
             LOGGER.warning("[%s] No test set: the MistNet detector is not evaluated; set TEST_DATASET_URL on the aggregator", self)
-            return 0.0
+            return None  # no accuracy, rather than a 0.0 that reads as a score
         # The model's own forward binarises at the cut (yolo_split's hooks), as the published model does.
         self.tested_on = "the aggregator's test set, through the model's forward (front -> binarise -> back)"
         return self.trainer.test(self.testset, self.testset_sampler)

@@ -7,6 +7,13 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 PROGRESS_MARKER = "PLATO_SEDNA_PROGRESS"
+# What metrics.json says a round's accuracy was measured on when nothing was tested.
+NOT_TESTED = "not tested"
+
+
+def reported_accuracy(accuracy) -> float | None:
+    """A server's accuracy as reported: None when it tested nothing (never 0.0 in its place)."""
+    return None if accuracy is None else float(accuracy)
 
 
 @dataclass(frozen=True)
@@ -14,7 +21,7 @@ class RoundRecord:
     """What one aggregated round produced."""
 
     round: int
-    accuracy: float
+    accuracy: float | None  # None: nothing was tested
     elapsed_s: float
     clients: int
     loss: float | None = None
@@ -36,6 +43,7 @@ class JobProgress:
     def metrics(self) -> dict:
         """The content of ``metrics.json``."""
         last = self.history[-1] if self.history else None
+        untested = {"tested_on": NOT_TESTED} if last and last.accuracy is None else {}
         return {
             "rounds": last.round if last else 0,
             "rounds_planned": self.rounds_planned,
@@ -44,6 +52,7 @@ class JobProgress:
             "stop_reason": self.stop_reason,
             "history": [asdict(record) | self.round_trainers.get(record.round, {}) for record in self.history],
             "trainer_events": list(self.trainer_events),
+            **untested,
         }
 
     def announce(self, record: RoundRecord) -> None:

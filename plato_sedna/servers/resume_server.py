@@ -18,6 +18,7 @@ from pathlib import Path
 from plato_sedna import runtime_config
 from plato_sedna.errors import PlatoSednaError
 from plato_sedna.servers import resume
+from plato_sedna.servers.progress import reported_accuracy
 from plato_sedna.servers.stop import RoundState
 from plato_sedna.storage.local import write_atomically
 
@@ -78,7 +79,7 @@ class ResumeMixin:
         record = resume.ResumeRecord(
             job=self.job_name,
             round=self.current_round,
-            accuracy=float(self.accuracy),
+            accuracy=reported_accuracy(self.accuracy),
             weights="",
             weights_sha256="",
             history=tuple(self.progress.history),

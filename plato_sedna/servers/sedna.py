@@ -25,7 +25,7 @@ from plato_sedna.models import global_model
 from plato_sedna.servers.auth import TrainerAuthMixin
 from plato_sedna.servers.identity import ROSTER_FILE_NAME, TrainerRoster
 from plato_sedna.servers.metrics_endpoint import JobMetrics, MetricsEndpoint
-from plato_sedna.servers.progress import JobProgress, RoundRecord
+from plato_sedna.servers.progress import JobProgress, RoundRecord, reported_accuracy
 from plato_sedna.servers.resume_server import ResumeMixin
 from plato_sedna.servers.stop import RoundState, stop_condition_from
 from plato_sedna.servers.tls import TlsServerMixin
@@ -194,7 +194,7 @@ class SednaServerMixin:
         sent, received = self.traffic.take()
         record = RoundRecord(
             round=self.current_round,
-            accuracy=float(self.accuracy),
+            accuracy=reported_accuracy(self.accuracy),
             elapsed_s=round(now - self.started_at, 3),
             clients=len(self.updates),
             loss=mean_train_loss(self.updates),
@@ -279,7 +279,7 @@ class SednaServerMixin:
         LOGGER.info("Job finished after %d round(s): %s", self.current_round, self.progress.stop_reason)
         self._publish()
         await self._wait_for_trainers_in_flight()
-        done = {"stop_reason": self.progress.stop_reason, "accuracy": float(self.accuracy)}
+        done = {"stop_reason": self.progress.stop_reason, "accuracy": reported_accuracy(self.accuracy)}
         self.job_done_message = done
         await self.sio.emit(JOB_DONE_EVENT, done)
         await asyncio.sleep(JOB_DONE_FLUSH_S)  # let the event reach trainers before the sockets close

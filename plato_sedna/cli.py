@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -73,6 +74,16 @@ def _job_facts(context):
     return None
 
 
+def _log_like_plato(level_name: str) -> None:
+    """Plato's own log format and level from the start, so that what resolving the config
+    says (defaults taken, env overrides, keys dropped in pods) reaches the pod's log;
+    Plato's later ``basicConfig`` then finds the handler in place."""
+    level = getattr(logging, level_name.upper(), None)
+    if isinstance(level, int):
+        logging.basicConfig(format="[%(levelname)s][%(asctime)s]: %(message)s", datefmt="%H:%M:%S")
+        logging.getLogger().setLevel(level)
+
+
 def _start(args: argparse.Namespace) -> int:
     from plato_sedna import launch, preflight
     from plato_sedna.config import load_config_file, resolve_config, with_job_wide_hyperparameters, write_config
@@ -80,6 +91,7 @@ def _start(args: argparse.Namespace) -> int:
     from plato_sedna.context import SednaContext, valueless_hyperparameters
     from plato_sedna.partitioning import place_trainer
 
+    _log_like_plato(args.log)
     context = SednaContext.from_env(os.environ)
     for name in valueless_hyperparameters(os.environ):
         print(f"plato: warning: env {name} has no value; it is treated as unset", file=sys.stderr)

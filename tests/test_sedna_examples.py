@@ -174,8 +174,7 @@ def assert_published(result: subprocess.CompletedProcess, workdir: Path, nodes: 
     metrics = json.loads((published.parent / "metrics.json").read_text())
     assert metrics["rounds"] == rounds
     assert not (nodes / "edge1" / "model" / "model.pb").exists()  # only the aggregator publishes
-    env_1 = (workdir / "trainer-1" / "worker.log").read_text()
-    assert "Traceback" not in env_1
+    assert "Traceback" not in (workdir / "trainer-1" / "worker.log").read_text()
     return summary
 
 
@@ -194,8 +193,6 @@ def test_surface_defect_detection_as_written(tmp_path: Path) -> None:
     summary = assert_published(result, workdir, nodes, "cloud", rounds=3)
     assert [summary["workers"][key]["node"] for key in ("aggregator", "trainer-1", "trainer-2")] == ["cloud", "edge1", "edge2"]
     assert summary["accuracy"] is not None and summary["accuracy"] > 0.6, summary
-    # Nothing was written outside the node root and the run's folder.
-    assert not Path("/home/data").exists() or Path("/home/data").is_dir()
 
 
 @pytest.mark.slow  # about 40 s: three rounds, two trainers
@@ -250,3 +247,71 @@ def test_a_trainer_whose_dataset_is_on_another_node_fails_as_its_pod_would(tmp_p
     assert "/home/data/data/2.txt" in log, log[-3000:]
     # trainer-1 read its own node's 1.txt at the GM's path.
     assert "/home/data/data/1.txt" not in log
+
+
+# ---------------------------------------------------------------------------
+# yolov5_coco128_mistnet: MistNet on YOLOv5, coco128 as a `format: dir` Dataset
+
+YOLO = SEDNA / "yolov5_coco128_mistnet"
+# The user's config for the YOLO images (demos/yolov5/mistnet.yml, 32 px shapes instead of
+# coco128's photos). The templates' env gives cut_layer 4, epsilon 100 and the epochs
+# (100 for the aggregator's back, as written).
+MISTNET_YML = """\
+clients: {type: mistnet, total_clients: 2, per_round: 2, do_test: false}
+server: {type: mistnet, address: 127.0.0.1, port: 8000, random_seed: 1}
+data: {datasource: sednaDataResource, image_size: 32, sampler: all_inclusive, random_seed: 1}
+trainer: {type: yolov5, rounds: 1, epochs: 1, batch_size: 8, optimizer: AdamW, model_name: sednaModelResource}
+algorithm: {type: mistnet, cut_layer: 4, epsilon: 100}
+parameters:
+  model: {architecture: yolov5n.yaml, num_classes: 3}
+  optimizer: {lr: 0.002, weight_decay: 0.0005}
+"""
+
+
+@pytest.mark.slow  # minutes: the aggregator trains the back for 100 epochs, as the job says
+@pytest.mark.xfail(
+    strict=True,
+    reason="the pretrained Model /pretrained/yolov5.pth (format pth) goes to ultralytics, whose "
+    "check_suffix refuses it: 'AssertionError: /home/data/pretrained/yolov5.pth acceptable suffix "
+    "is {'.pt'}, not .pth' in every worker, before the coco128 'dir' Dataset is read",
+)
+def test_yolov5_coco128_mistnet_as_written(tmp_path: Path) -> None:
+    """The Secret is the user's own (their S3 endpoint and keys: a loopback S3 server here);
+    `/pretrained/yolov5.pth` is on every node, `/data/N/COCO` is coco128 as unzipped."""
+    import boto3
+    import torch
+    from support.s3_server import start_s3_server
+    from test_coco128_dir import coco128_like
+
+    from plato_sedna.models import yolo
+
+    names = ("dataset-1.yaml", "dataset-2.yaml", "model.yaml", "pretrained-model.yaml", "job.yaml")
+    job = as_the_user_writes_it({name: YOLO / name for name in names}, tmp_path / "example",
+                                command='["plato", "-c", "/config/mistnet.yml"]')
+    (job / "mistnet.yml").write_text(MISTNET_YML)
+    nodes = tmp_path / "nodes"
+    for number, node in ((1, "edge1"), (2, "edge2")):
+        coco128_like(nodes / node / "data" / str(number), images=8, side=32)
+    torch.manual_seed(0)
+    from ultralytics.nn.tasks import DetectionModel
+
+    for node in ("edge1", "edge2", "cloud"):  # the pretrained Model is an input on every node
+        (nodes / node / "pretrained").mkdir(parents=True)
+        torch.save(yolo.checkpoint_of(DetectionModel("yolov5n.yaml", nc=3, verbose=False)), nodes / node / "pretrained" / "yolov5.pth")
+        (nodes / node / "model").mkdir(parents=True)
+    with start_s3_server() as s3:
+        boto3.client("s3", endpoint_url=s3.endpoint_url, aws_access_key_id="k", aws_secret_access_key="s",
+                     region_name="us-east-1").create_bucket(Bucket="sedna")
+        secret = (YOLO / "secret.yaml").read_text()
+        secret = secret.replace("s3.amazonaws.com", s3.endpoint_url.removeprefix("http://"))
+        secret = secret.replace('s3-usehttps: "1"', 's3-usehttps: "0"')
+        (job / "secret.yaml").write_text(secret)
+        workdir = tmp_path / "run"
+        result = plato_sedna_run(job, workdir, nodes)
+
+    output = result.stdout + result.stderr
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert result.returncode == 0, output[-6000:]
+    assert summary["status"] == "succeeded" and summary["rounds"] == 1, summary
+    published = nodes.resolve() / "cloud" / "model" / "yolov5.pth"
+    assert summary["model_url"] == str(published) and published.is_file()

@@ -64,9 +64,20 @@ HYPERPARAMETER_KEYS: Mapping[str, str] = MappingProxyType(
 )
 
 # Hyperparameters the aggregation worker's env sets for the whole job (the proposal's
-# discussion names them aggregator parameters): a trainer whose own env lacks one takes
-# the aggregator's, so both sides run the same algorithm.
-JOB_WIDE_HYPERPARAMETERS = ("aggregation_algorithm", "cut_layer", "epsilon")
+# discussion: "Sedna decides" them, on the aggregator): a trainer whose own env lacks one
+# takes the aggregator's, so both sides run the same algorithm for the same rounds
+# (Sedna's surface-defect example sets exit_round on the aggregator only).
+JOB_WIDE_HYPERPARAMETERS = (
+    "aggregation_algorithm",
+    "cut_layer",
+    "epsilon",
+    "rounds",
+    "exit_round",
+    "target_accuracy",
+    "delta_loss",
+    "stop_operator",
+    "per_round",
+)
 
 # Env names whose key [server.stop_condition] may also set (from the file or the job):
 # where it does, the env value replaces it there too, so that the env always wins.

@@ -449,3 +449,21 @@ def test_unwritable_configs_are_refused_and_leave_no_file(
     with pytest.raises(ConfigError, match=message):
         write_config(config, tmp_path / "config.toml")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trainer_takes_the_aggregators_job_wide_env() -> None:
+    """Sedna's surface-defect job sets exit_round on the aggregator only; the discussion's, MistNet's keys."""
+    from plato_sedna.config import with_job_wide_hyperparameters
+    from plato_sedna.resources import JobFacts
+
+    job = JobFacts(
+        "FederatedLearningJob default/j", 2, {},
+        aggregator_env=(("exit_round", "3"), ("aggregation_algorithm", "mistnet"), ("epochs", "9")),
+    )
+    trainer = with_job_wide_hyperparameters(SednaContext.from_env({**TRAINER_ENV, "epochs": "1"}), job)
+    assert dict(trainer.hyperparameters) == {"exit_round": 3, "aggregation_algorithm": "mistnet", "epochs": 1}
+    aggregator = SednaContext.from_env(AGGREGATOR_ENV)
+    assert with_job_wide_hyperparameters(aggregator, job) is aggregator
+    with pytest.raises(ConfigError, match="the aggregation worker's env: exit_round='x'"):
+        bad = JobFacts("FederatedLearningJob default/j", 2, {}, aggregator_env=(("exit_round", "x"),))
+        with_job_wide_hyperparameters(SednaContext.from_env(TRAINER_ENV), bad)

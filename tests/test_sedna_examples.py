@@ -269,12 +269,6 @@ parameters:
 
 
 @pytest.mark.slow  # minutes: the aggregator trains the back for 100 epochs, as the job says
-@pytest.mark.xfail(
-    strict=True,
-    reason="the pretrained Model /pretrained/yolov5.pth (format pth) goes to ultralytics, whose "
-    "check_suffix refuses it: 'AssertionError: /home/data/pretrained/yolov5.pth acceptable suffix "
-    "is {'.pt'}, not .pth' in every worker, before the coco128 'dir' Dataset is read",
-)
 def test_yolov5_coco128_mistnet_as_written(tmp_path: Path) -> None:
     """The Secret is the user's own (their S3 endpoint and keys: a loopback S3 server here);
     `/pretrained/yolov5.pth` is on every node, `/data/N/COCO` is coco128 as unzipped."""

@@ -9,7 +9,9 @@ allow-list of model classes), never with arbitrary unpickling.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -69,7 +71,8 @@ def load_checkpoint(path: Path):
     tasks = _import_tasks()
     torch.serialization.add_safe_globals([yolo_split.CutBinarizer])  # a MistNet-published .pt holds its hooks
     try:
-        checkpoint, _ = tasks.torch_safe_load(str(path), safe_only=True)
+        with _named_pt(Path(path)) as pt_path:
+            checkpoint, _ = tasks.torch_safe_load(str(pt_path), safe_only=True)
     except (TypeError, RuntimeError, EOFError, FileNotFoundError) as error:
         raise ResourceError(f"{path} is not a loadable ultralytics checkpoint: {error}") from None
     model = checkpoint.get("ema") or checkpoint.get("model")
@@ -77,6 +80,19 @@ def load_checkpoint(path: Path):
         raise ResourceError(f"{path} is an ultralytics checkpoint without a model")
     yolo_split.strip_cut_hooks(model)  # trained again here: a new MistNet split installs its own
     return model.float()
+
+
+@contextlib.contextmanager
+def _named_pt(path: Path):
+    """``path`` under a ``.pt`` name: ultralytics refuses other suffixes, and Sedna's YOLO
+    example names its pretrained checkpoint ``yolov5.pth`` (a link, not a copy)."""
+    if path.suffix == ".pt":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="plato-sedna-pt-") as folder:
+        link = Path(folder) / f"{path.stem}.pt"
+        link.symlink_to(path.resolve())
+        yield link
 
 
 def with_classes(model, num_classes: int | None, source: str):

@@ -100,3 +100,20 @@ def test_the_annotation_carries_the_list_on_sednas_own_crds() -> None:
     assert (choice.algorithm, choice.where) == ("adaptive_sync", "annotation plato.sedna.io/transmitter-list")
     with pytest.raises(ConfigError, match="is not JSON or YAML"):
         transmitter_choice(REF, {}, {"plato.sedna.io/transmitter-list": "[unclosed"})
+
+
+def test_render_writes_the_list_the_workers_read(tmp_path: Path) -> None:
+    from conftest import QUICKSTART
+
+    from plato_sedna.kube import _job_record
+    from plato_sedna.tools import render
+
+    folder = tmp_path / "out"
+    arguments = ["-c", str(QUICKSTART / "fedavg.toml"), "--trainer", "edge1=data/edge1.txt",
+                 "--trainer", "edge2=data/edge2.txt", "--model-url", "model/m.pth", "-o", str(folder)]
+    assert render.main([*arguments, "--transmitter", "simple:sync_frequency=3", "--transmitter", "adaptive_freezing"]) == 0
+    (job,) = [doc for doc in yaml.safe_load_all((folder / "job.yaml").read_text()) if doc and doc["kind"] == "FederatedLearningJob"]
+    record = _job_record(job, "job.yaml")
+    choice = transmitter_choice(record.ref, record.proposal_fields, record.annotations)
+    assert (choice.algorithm, dict(choice.keys)) == ("adaptive_freezing", {"trainer.epochs": 3})
+    assert render.main([*arguments, "--transmitter", "gossip"]) != 0

@@ -72,6 +72,8 @@ class JobRequest:
     included_files: Mapping[str, str] = field(default_factory=dict)
     # spec.aggregationWorker.platoConfig.url: the job names its config; no ConfigMap, no -c
     config_url: str | None = None
+    # the proposal's transimitter_list entries ({name, parameters}), as the job's annotation
+    transmitter_list: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for what, value in (("job name", self.name), ("namespace", self.namespace)):
@@ -319,6 +321,22 @@ def job_objects(request: JobRequest) -> list[dict]:
         "trainingWorkers": workers,
     }
     objects.append(
-        {"apiVersion": API_VERSION, "kind": "FederatedLearningJob", "metadata": _metadata(request, request.name), "spec": spec}
+        {
+            "apiVersion": API_VERSION,
+            "kind": "FederatedLearningJob",
+            "metadata": _metadata(request, request.name, _job_annotations(request)),
+            "spec": spec,
+        }
     )
     return objects
+
+
+def _job_annotations(request: JobRequest) -> dict[str, str] | None:
+    """The transmitter list as ``plato.sedna.io/transmitter-list`` (kept by Sedna's own CRDs too)."""
+    if not request.transmitter_list:
+        return None
+    import json
+
+    from plato_sedna.job_transmitter import LIST_ANNOTATION
+
+    return {LIST_ANNOTATION: json.dumps([dict(entry) for entry in request.transmitter_list])}

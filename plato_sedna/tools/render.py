@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "tls.crt/tls.key in the aggregator, its ca.crt in the trainers")
     parser.add_argument("--he-secret", metavar="NAME", help="fedavg_he: mount Secret NAME (key: context, from "
                         "`plato-sedna he-context`) in every worker as the job's CKKS context")
+    parser.add_argument("--transmitter", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                        help="an entry of the job's transmitter list (the proposal's transimitter_list: simple, "
+                        "adaptive_freezing, adaptive_sync; e.g. adaptive_freezing:sync_frequency=10), written as "
+                        "the annotation plato.sedna.io/transmitter-list")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more env for every worker")
     parser.add_argument("-o", "--output", type=Path, help="folder to write (default: ./<name>-manifests)")
     return parser
@@ -103,6 +107,22 @@ def _config_url(url: str) -> str:
     return url
 
 
+def _transmitter_list(entries: list[str], job_name: str) -> tuple[dict, ...]:
+    """``--transmitter`` values as transimitter_list entries, checked by the workers' rules."""
+    from plato_sedna.job_transmitter import transmitter_choice
+
+    parsed = []
+    for entry in entries:
+        name, _, parameters = entry.partition(":")
+        pairs = [item.partition("=") for item in parameters.split(",") if item]
+        if any(not sep or not key for key, sep, _ in pairs):
+            raise ConfigError(f"--transmitter {entry!r} is not NAME[:KEY=VALUE,...]")
+        parsed.append({"name": name, "parameters": [{"name": key, "value": value} for key, _, value in pairs]})
+    if parsed:
+        transmitter_choice(f"--transmitter of job {job_name}", {"transimitter": {"transimitter_list": parsed}})
+    return tuple(parsed)
+
+
 def _request(args: argparse.Namespace):
     from plato_sedna.tools.job_objects import JobRequest, S3Credentials, dns_name
 
@@ -124,8 +144,10 @@ def _request(args: argparse.Namespace):
         config_name, config_text, config = PurePosixPath(config_url).name or "config.toml", "", {}
     name_source = args.config.stem if args.config is not None else PurePosixPath(config_url).stem
     s3 = S3Credentials(args.s3_secret, args.s3_endpoint, not args.s3_http) if args.s3_secret else None
+    name = args.name or dns_name(name_source)
     return JobRequest(
-        name=args.name or dns_name(name_source),
+        name=name,
+        transmitter_list=_transmitter_list(args.transmitter, name),
         config_name=config_name,
         config_text=config_text,
         included_files=included,

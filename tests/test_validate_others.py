@@ -295,3 +295,19 @@ def test_odd_shapes_in_a_rendered_job_with_its_config_map_are_problem_lines(rend
     job["spec"]["trainingWorkers"] = job["spec"]["trainingWorkers"][:1]  # fewer paths, the same shapes
     job["metadata"]["annotations"] = {"plato.sedna.io/aggregation-trigger": "{condition: {threshold: 1}}"}
     assert _check_odd(keep, tmp_path) > 200
+
+
+def test_validate_checks_the_models_format_against_its_architecture(tmp_path: Path) -> None:
+    """What the aggregator refuses at start, validate says first; Sedna's own pb and ckpt pass."""
+    model = {
+        "apiVersion": "sedna.io/v1alpha1", "kind": "Model",
+        "metadata": {"name": "surface-defect-detection-model", "annotations": {"plato.sedna.io/model-name": "lenet5"}},
+        "spec": {"url": "model/m", "format": "h5"},
+    }
+    job_file = tmp_path / "job.yaml"
+    for fmt, refused in (("h5", True), ("pb", False), ("ckpt", False), ("huggingface", True)):
+        model["spec"]["format"] = fmt
+        text_out = (SEDNA / "surface_defect_detection" / "job.yaml").read_text()
+        job_file.write_text(yaml.safe_dump(model) + "---\n" + text_out)
+        problems = [str(p) for p in manifest_problems([job_file]) if "spec.format" in str(p)]
+        assert bool(problems) == refused, (fmt, problems)

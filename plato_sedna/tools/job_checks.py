@@ -110,6 +110,7 @@ class JobCheck:
                 node = node or text(dig(dataset.body, "spec", "nodeName"))
             placed.append((node, text(dig(dataset.body, "spec", "url")) if dataset is not None else None))
         self._model_storage(model, pretrained, text(dig(aggregation, "template", "spec", "nodeName")), placed)
+        self._model_format(model)
         configs: dict[str, _ConfigUse] = {}
         for where, template, role in templates:
             self._template(where, mapping(template), role, configs)
@@ -190,6 +191,31 @@ class JobCheck:
                     f"{folder.folder} exists on this machine and is not writable by uid {node_paths.IMAGE_UID} "
                     f"(the image's user): sudo chown {node_paths.IMAGE_UID} {folder.folder}, here and on the node"
                 ), WARNING)
+
+    def _model_format(self, model: Document | None) -> None:
+        """The Model's format against what its architecture can be published as (the aggregator's
+        check at start). Where the Model names no architecture (the config may), only a format
+        no kind of model can take is reported."""
+        from plato_sedna.models.formats import KIND_FORMATS, check_publishable
+
+        fmt = text(dig(model.body, "spec", "format")) if model is not None else None
+        if not fmt:
+            return
+        annotations = mapping(dig(model.body, "metadata", "annotations"))
+        architecture = text(annotations.get("plato.sedna.io/model-name")) or text(dig(model.body, "spec", "model_name"))
+        if architecture is None:
+            if any(fmt.strip().lower().lstrip(".") in allowed for allowed in KIND_FORMATS.values()):
+                return
+            architecture = ""
+        try:
+            shape = annotations.get("plato.sedna.io/input-shape")
+            problem = check_publishable(
+                fmt, architecture or None, input_shape=(1,) if shape else None, source=f"{model.ref} spec.format"
+            )
+        except PlatoSednaError as error:
+            problem = str(error)
+        if problem:
+            self._add_at(model, f"{model.ref}: spec.format", problem, ERROR)
 
     def _add_at(self, document: Document, where: str, message: str, severity: str) -> None:
         self.problems.append(Problem(str(document.file), where, message, severity))

@@ -98,4 +98,7 @@ def test_the_kustomize_base_is_valid_and_uses_the_same_rbac(tmp_path: Path) -> N
     combined = tmp_path / "base.yaml"
     combined.write_text(yaml.safe_dump_all(objects))
 
-    assert manifest_problems([combined]) == []
+    problems = manifest_problems([combined])
+    assert [problem for problem in problems if problem.severity == "error"] == []
+    # what remains is validate's advice on the nodes' hostPath folders for the Model
+    assert problems and all("hostPath" in problem.message for problem in problems), problems

@@ -100,7 +100,9 @@ class ImageDataset(SampleDataset):
                 if self.image_size:
                     image = image.resize((self.image_size, self.image_size))
                 return image_tensor(image)
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, OSError, ImportError) as error:
+            # ImportError: once ultralytics is imported, its Image.open patch answers an
+            # unreadable file by importing pi_heif, which is not installed
             origin, line = self.samples.origin, self.samples.lines[index]
             raise ResourceError(
                 f"{origin.where(line)}: {self.samples.entries[index]} cannot be read as an image "

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "demos" / "quickstart"
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(QUICKSTART))
-
-from test_mistnet_e2e import edit_job
-from test_quickstart_e2e import run_job
+from quickstart_runs import QUICKSTART, edit_job, quickstart_folder, run_for_history
 
 # Each variant runs the quickstart job with its demo config (demos/quickstart/<config>).
 CONFIGS = {"fedavg": "fedavg.toml", "adaptive_freezing": "adaptive_freezing.toml", "adaptive_sync": "adaptive_sync.toml"}
@@ -57,19 +49,11 @@ def unavailable(variant: str) -> str | None:
 
 def measure(folder: Path, data: Path, variant: str, rounds: int, target: float) -> Outcome:
     """The quickstart job with ``variant``'s config, stopping at ``target`` or after ``rounds``."""
-    folder.mkdir()
-    (folder / "data").symlink_to(data, target_is_directory=True)
-    shutil.copy(QUICKSTART / "job.yaml", folder / "job.yaml")
+    job = quickstart_folder(folder, data)
     shutil.copy(QUICKSTART / CONFIGS[variant], folder / CONFIGS[variant])
     env = {"rounds": str(rounds), "target_accuracy": str(target)}
-    edit_job(folder / "job.yaml", f"/config/{CONFIGS[variant]}", None, env)
-    started = time.monotonic()
-    result = run_job(folder / "job.yaml", folder / "run")
-    job_s = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{variant}: the job failed\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    summary = json.loads((folder / "run" / "summary.json").read_text())
-    history = json.loads((Path(summary["model_url"]).parent / "metrics.json").read_text())["history"]
+    edit_job(job, f"/config/{CONFIGS[variant]}", None, env)
+    history, job_s = run_for_history(folder, variant)
     return Outcome([r["bytes_received"] for r in history], [r["accuracy"] for r in history], job_s)
 
 

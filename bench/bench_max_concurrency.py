@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "demos" / "quickstart"
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(QUICKSTART))
-
-from test_mistnet_e2e import edit_job
-from test_quickstart_e2e import run_job
+from quickstart_runs import QUICKSTART, edit_job, quickstart_folder, run_for_history
 
 TARGET_RATIO = 1.1
 VARIANTS = ("max_concurrency=3", "without")
@@ -48,18 +39,10 @@ def _config(folder: Path, variant: str) -> None:
 
 def measure(folder: Path, data: Path, variant: str, rounds: int) -> Outcome:
     """The quickstart job (2 trainers), every round run: target_accuracy 1.0 is never reached."""
-    folder.mkdir()
-    (folder / "data").symlink_to(data, target_is_directory=True)
-    shutil.copy(QUICKSTART / "job.yaml", folder / "job.yaml")
+    job = quickstart_folder(folder, data)
     _config(folder, variant)
-    edit_job(folder / "job.yaml", "/config/fedavg.toml", None, {"rounds": str(rounds), "target_accuracy": "1.0"})
-    started = time.monotonic()
-    result = run_job(folder / "job.yaml", folder / "run")
-    job_s = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{variant}: the job failed\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    summary = json.loads((folder / "run" / "summary.json").read_text())
-    history = json.loads((Path(summary["model_url"]).parent / "metrics.json").read_text())["history"]
+    edit_job(job, "/config/fedavg.toml", None, {"rounds": str(rounds), "target_accuracy": "1.0"})
+    history, job_s = run_for_history(folder, variant)
     return Outcome([record["elapsed_s"] for record in history], job_s)
 
 

@@ -86,8 +86,8 @@ def _log_like_plato(level_name: str) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     from plato_sedna import launch, preflight
-    from plato_sedna.config import load_config_file, resolve_config, with_job_wide_hyperparameters, write_config
-    from plato_sedna.config_source import DEFAULT_CONFIGS, chosen_config
+    from plato_sedna.config import resolve_config, with_job_wide_hyperparameters, write_config
+    from plato_sedna.config_source import config_to_run
     from plato_sedna.context import SednaContext, valueless_hyperparameters
     from plato_sedna.partitioning import place_trainer
 
@@ -99,14 +99,7 @@ def _start(args: argparse.Namespace) -> int:
     if context.role == "aggregator":
         preflight.check_model_url(context.model_url)  # before any training it would waste
     job = _job_facts(context)
-    config_path = chosen_config(args.config, args.base, context, job)
-    if config_path is None and context.role == "plain":
-        raise ConfigError(
-            f"no Plato config: {' and '.join(DEFAULT_CONFIGS)} do not exist; pass one with -c"
-        )
-    raw = load_config_file(config_path) if config_path is not None else {}
-    if config_path is None:
-        print(f"plato: no Plato config given; building it from the job and the pod's env", file=sys.stderr)
+    raw = config_to_run(args.config, args.base, context, job)
     context = place_trainer(with_job_wide_hyperparameters(context, job), raw, args.id, job)
     resolved = resolve_config(raw, context, job)
     base = str(resolved.get("general", {}).get("base_path", args.base))

@@ -10,6 +10,7 @@ image's ``/config/fedavg.toml``; with none of them the config is built from the 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from plato_sedna.worker_storage import CACHE_FOLDER
 if TYPE_CHECKING:
     from plato_sedna.context import SednaContext
     from plato_sedna.resources import JobFacts
+
+LOGGER = logging.getLogger(__name__)
 
 # Where a worker looks when its container names no config: Plato's own default, then the
 # ConfigMap mount the images and `plato-sedna render` use.
@@ -79,3 +82,23 @@ def chosen_config(config: str | None, base: str, context: SednaContext, job: Job
         if Path(default).is_file():
             return Path(default)
     return None
+
+
+def config_to_run(config: str | None, base: str, context: SednaContext, job: JobFacts | None) -> dict:
+    """The loaded config this worker runs: the one :func:`chosen_config` finds, else ``{}``
+    in a pod (config.resolve_config builds it from the job and the env).
+
+    Raises
+    ------
+    ConfigError
+        Outside a pod when there is no config to run, or when the config does not load.
+    """
+    from plato_sedna.config import load_config_file
+
+    path = chosen_config(config, base, context, job)
+    if path is not None:
+        return load_config_file(path)
+    if context.role == "plain":
+        raise ConfigError(f"no Plato config: {' and '.join(DEFAULT_CONFIGS)} do not exist; pass one with -c")
+    LOGGER.info("No Plato config given: building it from the job and the pod's env")
+    return {}

@@ -92,3 +92,17 @@ def test_a_job_whose_config_lives_in_s3(quickstart_job: Path, tmp_path: Path, s3
     assert json.loads((workdir / "summary.json").read_text())["rounds"] == 2
     for worker in ("aggregator", "trainer-1", "trainer-2"):
         assert ANY_SECRET_ACCESS_KEY not in (workdir / worker / "worker.log").read_text()
+
+
+def test_with_no_config_a_pod_builds_it_and_plain_plato_says_what_to_pass(tmp_path: Path, monkeypatch) -> None:
+    from plato_sedna.config_source import config_to_run
+    from plato_sedna.context import SednaContext
+    from plato_sedna.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)  # no ./config.toml here
+    trainer = SednaContext.from_env({"AGG_IP": "x", "JOB_NAME": "j", "NAMESPACE": "default"})
+    assert config_to_run(None, str(tmp_path), trainer, None) == {}
+    with pytest.raises(ConfigError, match="no Plato config: ./config.toml and /config/fedavg.toml do not exist"):
+        config_to_run(None, str(tmp_path), SednaContext(), None)
+    (tmp_path / "config.toml").write_text("[trainer]\nrounds = 2\n")
+    assert config_to_run(None, str(tmp_path), SednaContext(), None) == {"trainer": {"rounds": 2}}

@@ -297,13 +297,15 @@ def test_rendered_secrets_validate_and_a_local_run_of_them_uses_tls(tmp_path: Pa
     result = run_job(job_file, workdir)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert json.loads((workdir / "summary.json").read_text())["rounds"] == 1
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["rounds"] == 1
     key_text = _key_text(workdir / "tls" / "tls.key")
     for log in workdir.glob("*/worker.log"):
         text = log.read_text()
         assert key_text not in text and "PRIVATE KEY" not in text
         if log.parent.name.startswith("trainer"):
-            assert "Connected to the aggregator at https://127.0.0.1:" in text
+            # AGG_IP as the GM gives it (the Service name where a mount namespace names it locally)
+            assert f"Connected to the aggregator at https://{summary['agg_ip']}:" in text
 
 
 def test_render_notes_how_to_create_the_secrets(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ architecture. Pretrained weights come from ``PRETRAINED_MODEL_URL`` (or the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -162,6 +163,20 @@ def _with_pretrained_classes(model, settings: ModelSettings, local, kind: str, s
     return build(replace(settings, num_classes=found))
 
 
+@contextlib.contextmanager
+def _seeded(seed: Any):
+    """With ``server.random_seed``, the model starts from the same weights in every run (the
+    aggregator's is the job's initial global model); torch's own generator is left as it was."""
+    if seed is None or isinstance(seed, bool) or not isinstance(seed, int):
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 class ModelFactory:
     """Plato model factory for ``sednaModelResource`` (``registered_factories``)."""
 
@@ -182,7 +197,8 @@ class ModelFactory:
             settings.sources.get("architecture"),
             f", pretrained weights from {display_url(url)}" if url else "",
         )
-        model = build_model(settings, url)
+        with _seeded(runtime_config.setting("server", "random_seed")):
+            model = build_model(settings, url)
         if runtime_config.sedna("role") == "aggregator":
             from plato_sedna.models import global_model
 

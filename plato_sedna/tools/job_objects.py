@@ -261,7 +261,9 @@ def _model(request: JobRequest, name: str, url: str, annotations: Mapping[str, s
         "apiVersion": API_VERSION,
         "kind": "Model",
         "metadata": _metadata(request, name, annotations),
-        "spec": {"url": url, "format": fmt or _format(url, _MODEL_FORMATS, "pth"), **_credential(request, url)},
+        # a folder url holds model.<ext> (models/publish.py): its format is the file's, pth by default
+        "spec": {"url": url, "format": fmt or _MODEL_FORMATS.get(PurePosixPath(url.rstrip("/")).suffix.lower(), "pth"),
+                 **_credential(request, url)},
     }
 
 

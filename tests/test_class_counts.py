@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import QUICKSTART, REPO
+from support.build_model import run_in_fresh_process
 from support.model_helpers import build, randomized, settings
-
 from plato_sedna.models.sedna_resource import build_model
 
 pytest_plugins = ("support.storage_fixtures", "support.model_fixtures")
@@ -74,15 +74,7 @@ def write_index(folder: Path, labels: list[int]) -> Path:
 def built_outputs(tmp_path: Path, data: str = "", model: str = "", sedna: str = "") -> tuple[int, str]:
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.format(data=data, model=model, sedna=sedna))
-    result = subprocess.run(
-        [sys.executable, "-c", BUILD_MODEL, str(config), str(tmp_path / "base")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
-    )
+    result = run_in_fresh_process(BUILD_MODEL, config, tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])["outputs"], result.stderr
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
-from conftest import QUICKSTART, REPO
+from conftest import QUICKSTART
+from support.build_model import run_in_fresh_process
 
 BUILD_DATASOURCE = """
 import json, sys
@@ -74,15 +72,7 @@ def test_the_dataset_manifest_says_where_and_how(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.format(manifests=job))
 
-    result = subprocess.run(
-        [sys.executable, "-c", BUILD_DATASOURCE, str(config), str(tmp_path / "base")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
-    )
+    result = run_in_fresh_process(BUILD_DATASOURCE, config, tmp_path, timeout=120)
 
     assert result.returncode == 0, result.stderr[-3000:]
     built = json.loads(result.stdout.strip().splitlines()[-1])

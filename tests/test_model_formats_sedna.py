@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.build_model import run_in_fresh_process
 from support.model_helpers import assert_same_state, build, randomized, settings
-
 from plato_sedna.errors import ResourceError
 from plato_sedna.models import formats
 from plato_sedna.models.publish import ModelPublisher, PublishSettings
@@ -135,11 +135,6 @@ def test_a_built_model_is_checked_the_same_way(bert_folder: Path) -> None:
 
 def test_the_aggregator_refuses_a_format_at_start(tmp_path: Path) -> None:
     """In the aggregator's Plato process, building the model checks the format (before any round)."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
     from test_class_counts import BUILD_MODEL, CONFIG
 
     config = tmp_path / "config.toml"
@@ -150,15 +145,7 @@ def test_the_aggregator_refuses_a_format_at_start(tmp_path: Path) -> None:
             sedna=f'[sedna]\nrole = "aggregator"\nmodel_url = "{tmp_path / "model" / "net.tflite"}"',
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-c", BUILD_MODEL, str(config), str(tmp_path / "base")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
-    )
+    result = run_in_fresh_process(BUILD_MODEL, config, tmp_path, timeout=180)
 
     assert result.returncode != 0
     assert (

@@ -8,17 +8,15 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import QUICKSTART
+from support.build_model import run_in_fresh_process
 from support.s3_server import ANY_ACCESS_KEY_ID, ANY_SECRET_ACCESS_KEY
 from test_datasource_formats import CLASSES, DATASET, txt_dataset, upload
 from test_datasource_resource import BUILD_DATASOURCE, CONFIG
-
 from plato_sedna.datasources.datasets import ImageDataset
 from plato_sedna.datasources.reader import read_dataset
 from plato_sedna.datasources.settings import resolve_settings
@@ -130,14 +128,7 @@ def test_a_trainer_with_the_initializers_copy_reads_the_bucket(
         SECRET_ACCESS_KEY=ANY_SECRET_ACCESS_KEY,
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", BUILD_DATASOURCE, str(config), str(tmp_path / "base")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_in_fresh_process(BUILD_DATASOURCE, config, tmp_path, timeout=300, env=env)
 
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -34,3 +34,25 @@ def build_model(config: Path, cwd: Path, env: dict[str, str]) -> subprocess.Comp
         text=True,
         timeout=120,
     )
+
+
+def run_in_fresh_process(
+    script: str, config: Path, folder: Path, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python -c script CONFIG FOLDER/base`` in ``folder``, one thread, this repo importable.
+
+    For scripts that build a component from a config as a worker process would and print
+    a JSON line last.
+    """
+    import os
+
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, "-c", script, str(config), str(folder / "base")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env if env is not None else {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)},
+    )

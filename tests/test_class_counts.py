@@ -114,16 +114,23 @@ def sedna_table(role: str, job: Path) -> str:
     return f'[sedna]\nrole = "{role}"\njob_name = "digits-fedavg"\nmanifests = "{job}"\n{dataset}'
 
 
+def built_on_each_side(tmp_path: Path, job) -> list[tuple[str, tuple[int, str]]]:
+    """(role, (outputs, log)) of the model a trainer and the aggregator build for ``job``."""
+    built = []
+    for role in ("trainer", "aggregator"):
+        folder = tmp_path / role
+        folder.mkdir()
+        built.append((role, built_outputs(folder, sedna=sedna_table(role, job))))
+    return built
+
+
 def test_the_aggregator_and_trainers_count_every_dataset_of_the_job(tmp_path: Path) -> None:
     """A non-IID share may lack classes: all sides take the largest count of the job's Datasets."""
     write_index(tmp_path / "edge1", [0, 1, 0, 1])
     write_index(tmp_path / "edge2", [0, 2, 1, 2])
     job = job_manifests(tmp_path, "edge2/index.txt")
 
-    for role in ("trainer", "aggregator"):
-        folder = tmp_path / role
-        folder.mkdir()
-        outputs, log = built_outputs(folder, sedna=sedna_table(role, job))
+    for role, (outputs, log) in built_on_each_side(tmp_path, job):
         assert outputs == 3, role
         assert "The job's Datasets have 2, 3 classes; the model takes the largest, 3" in log
 
@@ -133,10 +140,7 @@ def test_a_dataset_no_worker_can_read_keeps_the_default_on_every_side(tmp_path: 
     write_index(tmp_path / "edge1", [0, 1, 0, 1])
     job = job_manifests(tmp_path, "/nowhere/edge2.txt")
 
-    for role in ("trainer", "aggregator"):
-        folder = tmp_path / role
-        folder.mkdir()
-        outputs, log = built_outputs(folder, sedna=sedna_table(role, job))
+    for role, (outputs, log) in built_on_each_side(tmp_path, job):
         assert outputs == 10, role
         assert "class count is unknown here" in log
 
